@@ -1,0 +1,1 @@
+"""Self-supervised image denoising with blind-spot networks."""

@@ -1,0 +1,1 @@
+"""Readers, datasets, Lightning datamodules and noise models."""

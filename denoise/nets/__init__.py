@@ -1,0 +1,7 @@
+"""Whole networks assembled from blocks."""
+
+from denoise.nets.blind_spot import BlindSpotBranch
+from denoise.nets.dbsn import DBSN
+from denoise.nets.tbsn import TBSN
+
+__all__ = ["BlindSpotBranch", "DBSN", "TBSN"]

@@ -1,0 +1,88 @@
+"""DBSN: AP-BSN's two-branch dilated blind-spot network ("DBSNl", Lee et al., CVPR 2022).
+
+1x1 stem, then two blind-spot branches (3x3 masked conv with stride-2 phases, and 5x5 masked
+conv with stride-3 phases), each with 9 residual dilated blocks, fused by 1x1 convs.
+About 3.66M parameters with the default 128 channels.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from denoise.nets.blind_spot import BlindSpotBranch, check_form
+from denoise.ops.padding import crop_to, pad_to_multiple
+
+
+class DilatedResidualBlock(nn.Module):
+    """x + 1x1(ReLU(3x3 conv dilated by the phase stride)); dilation 1 on phase sub-images."""
+
+    def __init__(self, channels: int, dilation: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation)
+        self.act = nn.ReLU(inplace=True)
+        self.mix = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mix(self.act(self.conv(x)))
+
+
+def branch_body(channels: int, num_blocks: int, dilation: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.ReLU(inplace=True),
+        nn.Conv2d(channels, channels, 1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(channels, channels, 1),
+        nn.ReLU(inplace=True),
+        *(DilatedResidualBlock(channels, dilation) for _ in range(num_blocks)),
+        nn.Conv2d(channels, channels, 1),
+        nn.ReLU(inplace=True),
+    )
+
+
+class DBSN(nn.Module):
+    """Blind-spot network (B, in_ch, H, W) -> (B, in_ch, H, W); any H, W (zero-padded inside)."""
+
+    def __init__(self, in_ch: int = 3, channels: int = 128, num_blocks: int = 9,
+                 phase_strides: tuple[int, ...] = (2, 3), form: str = "phase"):
+        super().__init__()
+        self.in_ch, self.form = in_ch, check_form(form)
+        self.stem = nn.Sequential(nn.Conv2d(in_ch, channels, 1), nn.ReLU(inplace=True))
+        self.branches = nn.ModuleList(
+            BlindSpotBranch(
+                channels, channels,
+                branch_body(channels, num_blocks, stride if form == "literal" else 1),
+                stride, form, bias=True,
+            )
+            for stride in phase_strides
+        )
+        fused = channels * len(phase_strides)
+        self.tail = nn.Sequential(
+            nn.Conv2d(fused, channels, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels // 2, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels // 2, channels // 2, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels // 2, in_ch, 1),
+        )
+        self.size_multiple = 1
+        for stride in phase_strides:
+            self.size_multiple = self.size_multiple * stride // _gcd(self.size_multiple, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] != self.in_ch:
+            raise ValueError(f"DBSN: expected {self.in_ch} input channels (in_ch), got {x.shape[1]}")
+        h, w = x.shape[-2:]
+        # Zeros, not reflection: a reflected pixel changes its phase mod 3 and the 5x5 branch
+        # would read it next to its original.
+        x = pad_to_multiple(x, self.size_multiple, mode="constant")
+        x = self.stem(x)
+        x = torch.cat([branch(x) for branch in self.branches], dim=1)
+        return crop_to(self.tail(x), h, w)
+
+
+def _gcd(a: int, b: int) -> int:
+    while b:
+        a, b = b, a % b
+    return a

@@ -1,0 +1,89 @@
+"""Channel self-attention: Restormer's MDTA and TBSN's grouped, blind form (G-CSA).
+
+q, k, v come from a 1x1 conv and a 3x3 depthwise conv; per head, q and k are L2-normalised
+over space and their C/heads x C/heads Gram matrix, scaled by a learnable temperature, weights
+the channels of v. The Gram matrix sums over pixels, so *which* pixels it sums over decides
+whether the block is blind:
+
+- ``gram="phase"`` (default, exact): one Gram per parity phase of each image.
+- ``gram="global"``: one Gram over all pixels of the image, as the official TBSN code. It leaks
+  a little of x(p) into output p; kept for loading official checkpoints.
+
+``form="phase"``: the input is a phase-split batch (each entry one phase, ``phases`` entries per
+image). ``form="literal"``: the input is the full-resolution map and the depthwise conv is
+dilated by the phase stride.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+GRAM_MODES = ("phase", "global")
+FORMS = ("phase", "literal")
+
+# (to groups, from groups) einops patterns for each (form, gram) pair. A group is the set of
+# pixels one Gram matrix sums over: "n" are its pixels, "g" indexes groups.
+_GROUPINGS = {
+    ("phase", "phase"): ("b (m c) h w -> b m c (h w)", "b m c (h w) -> b (m c) h w"),
+    ("phase", "global"): ("(b p) (m c) h w -> b m c (p h w)", "b m c (p h w) -> (b p) (m c) h w"),
+    ("literal", "global"): ("b (m c) h w -> b m c (h w)", "b m c (h w) -> b (m c) h w"),
+    ("literal", "phase"): (
+        "b (m c) (h s1) (w s2) -> (b s1 s2) m c (h w)",
+        "(b s1 s2) m c (h w) -> b (m c) (h s1) (w s2)",
+    ),
+}
+
+
+class ChannelAttention(nn.Module):
+    """MDTA (``phase_stride=1``) or G-CSA (``phase_stride=s``, ``gram`` per phase or global)."""
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int = 1,
+        phase_stride: int = 2,
+        form: str = "phase",
+        gram: str = "phase",
+        bias: bool = False,
+    ):
+        super().__init__()
+        if gram not in GRAM_MODES:
+            raise ValueError(f"ChannelAttention: gram must be one of {GRAM_MODES}, got {gram!r}")
+        if form not in FORMS:
+            raise ValueError(f"ChannelAttention: form must be one of {FORMS}, got {form!r}")
+        if dim % heads:
+            raise ValueError(f"ChannelAttention: dim {dim} is not divisible by heads {heads}")
+        self.heads, self.stride, self.form, self.gram = heads, phase_stride, form, gram
+        dilation = phase_stride if form == "literal" else 1
+        self.qkv = nn.Conv2d(dim, dim * 3, 1, bias=bias)
+        self.qkv_dwconv = nn.Conv2d(
+            dim * 3, dim * 3, 3, padding=dilation, dilation=dilation, groups=dim * 3, bias=bias
+        )
+        self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
+        self.project_out = nn.Conv2d(dim, dim, 1, bias=bias)
+
+    def _grouping(self) -> tuple[str, str]:
+        if self.stride == 1:  # plain MDTA: one group per batch entry
+            return _GROUPINGS[("phase", "phase")]
+        return _GROUPINGS[(self.form, self.gram)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, _, h, w = x.shape
+        to_groups, from_groups = self._grouping()
+        axes = {"m": self.heads}
+        if to_groups.startswith("(b p)"):
+            axes["p"] = self.stride**2
+        if "s1" in to_groups:
+            axes.update(s1=self.stride, s2=self.stride)
+        q, k, v = self.qkv_dwconv(self.qkv(x)).chunk(3, dim=1)
+        q, k, v = (rearrange(t, to_groups, **axes) for t in (q, k, v))
+        q = F.normalize(q, dim=-1)
+        k = F.normalize(k, dim=-1)
+        attn = (q @ k.transpose(-2, -1)) * self.temperature
+        out = attn.softmax(dim=-1) @ v
+        sizes = {"h": h, "w": w} if "s1" not in to_groups else {"h": h // self.stride, "w": w // self.stride}
+        out = rearrange(out, from_groups, **axes, **sizes)
+        return self.project_out(out)

@@ -1,0 +1,31 @@
+"""A pre-norm residual block built from a list of named sub-blocks."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from denoise.nn.norm import LayerNorm2d
+from denoise.nn.registry import BlockSpec, build_block
+
+TBSN_LAYOUT = ("gcsa", "ffn", "mwsa", "ffn")
+
+
+class TransformerBlock(nn.Module):
+    """``x += layer(LN(x))`` for each named layer; TBSN's is G-CSA, FFN, M-WSA, FFN."""
+
+    def __init__(self, spec: BlockSpec, layout: Sequence[str] = TBSN_LAYOUT):
+        super().__init__()
+        self.norms = nn.ModuleList(LayerNorm2d(spec.dim) for _ in layout)
+        self.layers = nn.ModuleList(build_block(name, spec) for name in layout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for norm, layer in zip(self.norms, self.layers):
+            x = x + layer(norm(x))
+        return x
+
+
+def transformer_stage(spec: BlockSpec, depth: int, layout: Sequence[str] = TBSN_LAYOUT) -> nn.Sequential:
+    return nn.Sequential(*(TransformerBlock(spec, layout) for _ in range(depth)))

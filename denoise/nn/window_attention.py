@@ -1,0 +1,104 @@
+"""TBSN's masked window self-attention (M-WSA), in its literal and phase-split forms.
+
+Literal form (full resolution, as in the paper): non-overlapping 8x8 query windows attend to
+12x12 key/value windows centred on them (overlap ratio 0.5, zero padding at borders), with
+HaloNet-style decomposed relative position logits and a fixed mask that keeps only keys at
+offsets (dy, dx) that are multiples of the phase stride: 36 of 144 keys for stride 2.
+
+Phase-split form (default): the same keys are exactly those of plain window attention with
+4x4 query and 6x6 key windows on each phase sub-image, so the masked 3/4 of the logits are
+never computed. Both forms share one set of parameters, including the relative tables, which
+are always indexed in full-resolution offsets; a state dict moves between forms unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+
+class MaskedWindowAttention(nn.Module):
+    def __init__(
+        self,
+        dim: int,
+        heads: int = 2,
+        head_dim: int = 16,
+        window: int = 8,
+        overlap: float = 0.5,
+        phase_stride: int = 2,
+        form: str = "phase",
+        bias: bool = False,
+    ):
+        super().__init__()
+        halo = int(window * overlap) // 2
+        if form not in ("phase", "literal"):
+            raise ValueError(f"MaskedWindowAttention: form must be 'phase' or 'literal', got {form!r}")
+        if window % phase_stride or halo % phase_stride:
+            raise ValueError(
+                f"MaskedWindowAttention: window {window} and halo {halo} (= window * overlap / 2) must be "
+                f"multiples of the phase stride {phase_stride}, or the mask is not blind-spot safe"
+            )
+        self.heads, self.head_dim = heads, head_dim
+        full_key_window = window + 2 * halo
+        # Geometry the forward pass runs at: full resolution (literal) or phase sub-images.
+        step = phase_stride if form == "phase" else 1
+        self.window, self.halo = window // step, halo // step
+        self.key_window = self.window + 2 * self.halo
+
+        inner = heads * head_dim
+        self.qkv = nn.Conv2d(dim, inner * 3, 1, bias=bias)
+        self.project_out = nn.Conv2d(inner, dim, 1, bias=bias)
+        self.rel_height = nn.Parameter(torch.randn(2 * full_key_window - 1, head_dim) * head_dim**-0.5)
+        self.rel_width = nn.Parameter(torch.randn(2 * full_key_window - 1, head_dim) * head_dim**-0.5)
+
+        # Full-resolution offset between key j of the key window and query i of the query window;
+        # offset 0 sits at the centre of the (2 * 12 - 1)-row tables.
+        query = torch.arange(self.window)[:, None]
+        key = torch.arange(self.key_window)[None, :]
+        offset = (key - self.halo - query) * step
+        self.register_buffer("rel_index", offset + full_key_window - 1, persistent=False)
+        # Literal form: -inf on keys of another phase (offsets not a multiple of the stride).
+        off_phase = (offset % phase_stride) != 0
+        blocked = off_phase[:, None, :, None] | off_phase[None, :, None, :]  # (qy, qx, ky, kx)
+        bias_mask = torch.zeros(blocked.shape).masked_fill(blocked, float("-inf"))
+        self.register_buffer(
+            "mask", rearrange(bias_mask, "qy qx ky kx -> (qy qx) (ky kx)"), persistent=False
+        )
+        self.masked = bool(blocked.any())
+
+    def relative_logits(self, q: torch.Tensor) -> torch.Tensor:
+        """q: (..., wy, wx, d) -> (..., wy*wx, ky*kx) decomposed relative position logits."""
+        table_h = self.rel_height[self.rel_index]  # (wy, ky, d)
+        table_w = self.rel_width[self.rel_index]  # (wx, kx, d)
+        logits_h = torch.einsum("...yxd,ykd->...yxk", q, table_h)
+        logits_w = torch.einsum("...yxd,xkd->...yxk", q, table_w)
+        logits = logits_h[..., :, None] + logits_w[..., None, :]
+        return rearrange(logits, "... y x ky kx -> ... (y x) (ky kx)")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, _, h, w = x.shape
+        win, key_win = self.window, self.key_window
+        if h % win or w % win:
+            raise ValueError(f"MaskedWindowAttention: map {h}x{w} is not a multiple of the window {win}")
+        q, k, v = self.qkv(x).chunk(3, dim=1)
+        q = rearrange(q, "b (m d) (y wy) (x wx) -> b m (y x) wy wx d", m=self.heads, wy=win, wx=win)
+        k, v = (
+            rearrange(
+                F.unfold(t, key_win, padding=self.halo, stride=win),
+                "b (m d ky kx) n -> b m n (ky kx) d",
+                m=self.heads,
+                ky=key_win,
+                kx=key_win,
+            )
+            for t in (k, v)
+        )
+        bias = self.relative_logits(q)
+        if self.masked:
+            bias = bias + self.mask.to(bias.dtype)
+        q = rearrange(q, "b m n wy wx d -> b m n (wy wx) d")
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        return self.project_out(
+            rearrange(out, "b m (y x) (wy wx) d -> b (m d) (y wy) (x wx)", y=h // win, wy=win)
+        )
