@@ -1,0 +1,35 @@
+"""Checks of the data against the configuration, each failing with one line that says what to change."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from denoise.errors import DataError
+
+
+def check_channels(datamodule_in_channels: int, net_in_ch: int) -> None:
+    """The network must take as many channels as the data have (3 for sRGB, the band count for HSI)."""
+    if int(datamodule_in_channels) != int(net_in_ch):
+        raise DataError(
+            f"the data have {datamodule_in_channels} channels but model.net.in_ch={net_in_ch}; "
+            f"set model.net.in_ch={datamodule_in_channels} (hyperspectral data: data.bands={datamodule_in_channels} "
+            f"with model.net.in_ch=${{data.bands}})"
+        )
+
+
+def check_crop_fits(name: str, height: int, width: int, crop_size: int) -> None:
+    if height < crop_size or width < crop_size:
+        raise DataError(
+            f"{name}: {height}x{width} is smaller than data.crop_size={crop_size}; lower data.crop_size "
+            f"(a multiple of model.train_pd.factor) or remove the file"
+        )
+
+
+def check_finite(array: np.ndarray, name: str) -> None:
+    """DataError naming ``name`` when the array holds NaN or Inf values."""
+    if array.dtype.kind == "f":
+        bad = array.size - int(np.count_nonzero(np.isfinite(array)))
+        if bad:
+            raise DataError(
+                f"{name}: {bad} NaN or Inf values; fix the file or set data.skip_bad=true to skip it"
+            )

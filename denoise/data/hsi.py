@@ -1,0 +1,245 @@
+"""``data=hsi``: hyperspectral cubes with synthetic noise (or real noise), as (bands, H, W) in [0, 1].
+
+Training: random ``crop_size`` patches of the training cubes, each with fresh synthetic noise.
+Validation and test: whole cubes (optionally a centre ``val_crop``) with one fixed, seeded noise
+realisation each, or the file's own noisy variable (``noisy_key: input`` for QRNN3D test files).
+Splits: by file lists (``files`` / ``val_files`` / ``test_files``, lists or globs), or, without
+``val_files``, by holding out the last ``holdout`` fraction of each training cube's width (or
+height) so validation never sees a pixel the network trained on. With ``noise=none`` the cubes
+are taken as really noisy: training on them directly, evaluation without a reference.
+
+``bands`` is the band count the network is built for (``model.net.in_ch: ${data.bands}``); the
+data must match it after ``band_range`` (a [start, stop) slice of the bands).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from denoise.data.base import TrainingDataModule, is_synthetic, positive_int
+from denoise.data.checks import check_crop_fits
+from denoise.data.datasets import NoisyCropDataset, PairedImageDataset, as_float, fixed_noise
+from denoise.data.hsi_cube import (
+    NORMALIZATIONS,
+    CubeInfo,
+    apply_normalization,
+    expand_files,
+    normalization,
+    probe_cube,
+    read_cube,
+)
+from denoise.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+AXES = ("width", "height")
+
+
+def _centre(array: np.ndarray, size: int | None) -> np.ndarray:
+    if not size:
+        return array
+    _, h, w = array.shape
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return array[:, top : top + size, left : left + size]
+
+
+@dataclass(frozen=True)
+class CubeReader:
+    """Reads one cube as the settings say: bands selected, normalised to [0, 1] (picklable for workers)."""
+
+    band_range: tuple[int, int] | None
+    normalize: str
+    quantiles: tuple[float, float]
+    scale: float | None
+    noisy_key: str | None
+
+    def bands(self, cube: np.ndarray) -> np.ndarray:
+        return cube[self.band_range[0] : self.band_range[1]] if self.band_range is not None else cube
+
+    def __call__(self, info: CubeInfo) -> tuple[np.ndarray, np.ndarray | None]:
+        """(clean, noisy from the file or None), normalised alike, (bands, H, W) float32."""
+        raw = self.bands(read_cube(info))
+        params = normalization(raw, self.normalize, self.quantiles, self.scale, info.path)
+        noisy = None
+        if self.noisy_key is not None:
+            noisy = apply_normalization(self.bands(read_cube(info, self.noisy_key)), params)
+            if noisy.shape != raw.shape:
+                raise DataError(f"{info.path}: {self.noisy_key} has shape {noisy.shape} but the cube {raw.shape}")
+        return apply_normalization(raw, params), noisy
+
+
+class HSIDataModule(TrainingDataModule):
+    def __init__(
+        self,
+        noise: Callable | None = None,
+        files: str | Sequence[str] | None = None,
+        val_files: str | Sequence[str] | None = None,
+        test_files: str | Sequence[str] | None = None,
+        bands: int = 31,
+        band_range: Sequence[int] | None = None,
+        key: str | None = None,
+        noisy_key: str | None = None,
+        layout: str = "auto",
+        normalize: str = "minmax",
+        quantiles: Sequence[float] = (0.02, 0.98),
+        scale: float | None = None,
+        holdout: float = 0.2,
+        holdout_axis: str = "width",
+        val_crop: int | None = None,
+        crop_size: int = 64,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        epoch_length: int = 800,
+        augment: bool = False,
+        crops_per_image: int = 1,
+        lazy: bool = False,
+        skip_bad: bool = False,
+        seed: int = 0,
+    ):
+        super().__init__(noise, crop_size, batch_size, num_workers, epoch_length, augment, seed)
+        if files is None:
+            raise ConfigError("data.files is not set: pass data.files=[cube.mat, ...] or a glob such as 'icvl/*.mat'")
+        if normalize not in NORMALIZATIONS:
+            raise ConfigError(f"data.normalize={normalize!r}: expected one of {', '.join(NORMALIZATIONS)}")
+        if not 0.0 <= float(holdout) < 1.0:
+            raise ConfigError(f"data.holdout={holdout}: expected a fraction in [0, 1)")
+        if holdout_axis not in AXES:
+            raise ConfigError(f"data.holdout_axis={holdout_axis!r}: expected one of {', '.join(AXES)}")
+        if band_range is not None and (len(band_range) != 2 or not 0 <= band_range[0] < band_range[1]):
+            raise ConfigError(f"data.band_range={list(band_range)!r}: expected [start, stop) with 0 <= start < stop")
+        self.files, self.val_files, self.test_files = files, val_files, test_files
+        self.bands = positive_int(bands, "bands")
+        self.band_range = tuple(band_range) if band_range is not None else None
+        self.key, self.noisy_key, self.layout = key, noisy_key, layout
+        self.reader = CubeReader(self.band_range, normalize, tuple(quantiles), scale, noisy_key)
+        self.holdout, self.holdout_axis, self.val_crop = float(holdout), holdout_axis, val_crop
+        self.crops_per_image, self.lazy, self.skip_bad = crops_per_image, bool(lazy), skip_bad
+
+    # ------------------------------------------------------------------------------ reading
+
+    def _probe(self, path: Path) -> CubeInfo:
+        info = probe_cube(path, self.key, self.layout)
+        bands = info.bands
+        if self.band_range is not None:
+            start, stop = self.band_range
+            if stop > bands:
+                raise DataError(f"{path}: data.band_range={list(self.band_range)} exceeds its {bands} bands")
+            bands = stop - start
+        if bands != self.bands:
+            detail = " after data.band_range" if self.band_range is not None else ""
+            raise DataError(
+                f"{path}: {bands} bands{detail} but data.bands={self.bands} (the network's model.net.in_ch); "
+                f"set data.bands={bands}" + ("" if self.band_range else " or select bands with data.band_range")
+            )
+        return info
+
+    def _probe_all(self, paths: list[Path]) -> list[CubeInfo]:
+        infos = []
+        for path in paths:
+            try:
+                infos.append(self._probe(path))
+            except DataError as error:
+                if not self.skip_bad:
+                    raise
+                warnings.warn(f"skipping a bad cube: {error}", stacklevel=2)
+        return infos
+
+    def load(self, info: CubeInfo) -> tuple[np.ndarray, np.ndarray | None]:
+        return self.reader(info)
+
+    def _regions(self, info: CubeInfo) -> tuple[slice, slice]:
+        """(train, validation) slices of the holdout axis."""
+        length = info.width if self.holdout_axis == "width" else info.height
+        held = round(self.holdout * length) if self.holdout > 0 and not self.val_files else 0
+        return slice(0, length - held), slice(length - held, length) if held else slice(0, 0)
+
+    def _cut(self, cube: np.ndarray, region: slice) -> np.ndarray:
+        return cut(cube, region, self.holdout_axis)
+
+    # ------------------------------------------------------------------------------ setup
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        train_infos = self._probe_all(expand_files(self.files, "files"))
+        val_infos = self._probe_all(expand_files(self.val_files, "val_files"))
+        test_infos = self._probe_all(expand_files(self.test_files, "test_files"))
+        synthetic = is_synthetic(self.noise)
+        if self.noisy_key is None and not synthetic:
+            log.info("HSI: noise=none, the cubes are taken as really noisy (evaluation without a reference)")
+
+        train_images, names, held_out, usable = [], [], [], []
+        for info in train_infos:
+            train_region, val_region = self._regions(info)
+            height = info.height if self.holdout_axis == "width" else train_region.stop
+            width = train_region.stop if self.holdout_axis == "width" else info.width
+            try:
+                check_crop_fits(f"{info.path} (training part)", height, width, self.crop_size)
+                image = partial(_load_region, self.reader, info, train_region, self.holdout_axis) if self.lazy else (
+                    self._cut(self.load(info)[0], train_region)
+                )
+            except DataError as error:
+                if not self.skip_bad:
+                    raise
+                warnings.warn(f"skipping a bad cube: {error}", stacklevel=2)
+                continue
+            train_images.append(image)
+            names.append(info.path)
+            usable.append(info)
+            if val_region.stop > val_region.start:
+                held_out.append((info, val_region))
+        if not train_images:
+            raise DataError(f"data.files={self.files}: no usable cube")
+        self.train_set = NoisyCropDataset(
+            train_images, self.crop_size, self.epoch_length, self.augment, names,
+            noise=self.noise if synthetic else None, crops_per_image=self.crops_per_image, skip_bad=self.skip_bad,
+        )
+        if val_infos:
+            self.val_set = self._evaluation_set([(info, None) for info in val_infos], offset=0)
+        elif held_out:
+            self.val_set = self._evaluation_set(held_out, offset=0)
+        else:
+            self.val_set = self._evaluation_set([(info, None) for info in usable], offset=0)
+        if test_infos:
+            self.test_set = self._evaluation_set([(info, None) for info in test_infos], offset=10_000)
+        self.in_channels = self.bands
+        log.info(
+            f"HSI: {len(usable)} training cube(s), {len(self.val_set)} validation cube(s), {self.bands} bands, "
+            f"normalize={self.reader.normalize}"
+        )
+
+    def _evaluation_set(self, items: list[tuple[CubeInfo, slice | None]], offset: int) -> PairedImageDataset:
+        noisy_list, clean_list, names = [], [], []
+        for i, (info, region) in enumerate(items):
+            clean, noisy = self.load(info)
+            if region is not None:
+                clean = self._cut(clean, region)
+                noisy = self._cut(noisy, region) if noisy is not None else None
+            clean = np.ascontiguousarray(_centre(clean, self.val_crop))
+            noisy = np.ascontiguousarray(_centre(noisy, self.val_crop)) if noisy is not None else None
+            reference = as_float(clean)
+            if noisy is not None:
+                noisy_list.append(as_float(noisy))
+                clean_list.append(reference)
+            elif is_synthetic(self.noise):
+                noisy_list.append(fixed_noise(self.noise, reference, self.seed, offset + i).float())
+                clean_list.append(reference)
+            else:  # real noise, no reference
+                noisy_list.append(reference)
+                clean_list.append(None)
+            names.append(Path(info.path).stem + ("_holdout" if region is not None else ""))
+        return PairedImageDataset(noisy_list, clean_list, names)
+
+
+def cut(cube: np.ndarray, region: slice, axis: str) -> np.ndarray:
+    return cube[:, :, region] if axis == "width" else cube[:, region, :]
+
+
+def _load_region(reader: CubeReader, info: CubeInfo, region: slice, axis: str) -> np.ndarray:
+    return cut(reader(info)[0], region, axis)

@@ -1,0 +1,202 @@
+"""Hyperspectral cubes on disk: ``.mat`` (v5 and v7.3), ``.npy``, ``.tif``; layout and normalisation.
+
+Cubes come out as float32 (bands, H, W). Which axis holds the bands:
+
+- ``layout: auto``: the axis strictly smaller than the other two if the first or last one is
+  (ICVL 1392 x 1300 x 31: last; a (31, 512, 512) ``.npy``: first); otherwise the format's
+  convention: MATLAB files are H x W x bands (in MATLAB's axis order, also for v7.3 files, which
+  h5py would show reversed), TIFF follows its axes (pages = bands); ``.npy`` must then be told.
+- ``layout: hwc`` / ``chw`` overrides.
+
+A 2-D ``Y`` (bands x pixels, as in the Urban and Jasper Ridge unmixing files) is unfolded with the
+file's ``nRow`` / ``nCol`` (pixels in column-major order).
+
+Normalisation to [0, 1] (recorded in the run config as ``data.normalize``):
+``minmax`` over the whole cube (ICVL), ``band_minmax`` per band, ``quantile`` per band between the
+2% and 98% quantiles then clipped (Washington DC Mall), ``scale`` (divide by ``data.scale`` and
+clip, e.g. 5000 for Jasper Ridge's nominal maximum), ``none`` (data already in [0, 1]).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from denoise.data.checks import check_finite
+from denoise.data.matfile import choose_key, mat_shapes, read_mat
+from denoise.errors import ConfigError, DataError
+
+CUBE_KEYS = ("rad", "gt", "data", "Y", "DataCube", "cube", "hsi", "img")
+LAYOUTS = ("auto", "hwc", "chw")
+NORMALIZATIONS = ("minmax", "band_minmax", "quantile", "scale", "none")
+SUFFIXES = (".mat", ".npy", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class CubeInfo:
+    path: str
+    key: str | None
+    layout: str  # hwc | chw | unfolded (2-D bands x pixels)
+    bands: int
+    height: int
+    width: int
+
+
+def _stored_shape(path: Path, key: str | None) -> tuple[str | None, tuple[int, ...], str]:
+    """(key, shape as read, the format's own layout)."""
+    suffix = path.suffix.lower()
+    if suffix == ".mat":
+        key = choose_key(path, key, CUBE_KEYS)
+        return key, mat_shapes(path)[key], "hwc"
+    if suffix == ".npy":
+        try:
+            return None, np.load(path, mmap_mode="r", allow_pickle=False).shape, "ambiguous"
+        except ValueError as error:
+            raise DataError(f"{path}: not a readable .npy file ({error})") from error
+    if suffix in (".tif", ".tiff"):
+        try:
+            with tifffile.TiffFile(path) as tif:
+                series = tif.series[0]
+                shape, axes = tuple(series.shape), series.axes
+        except Exception as error:
+            raise DataError(f"{path}: not a readable TIFF file ({error})") from error
+        return None, shape, "hwc" if axes.endswith("S") else "chw"
+    raise DataError(f"{path}: unsupported cube type {suffix!r}; expected {', '.join(SUFFIXES)}")
+
+
+def _unfold_shape(path: Path, shape: tuple[int, ...]) -> tuple[int, int] | None:
+    """(nRow, nCol) if a 2-D bands x pixels matrix comes with them in the file."""
+    if path.suffix.lower() != ".mat" or len(shape) != 2:
+        return None
+    shapes = mat_shapes(path)
+    if shapes.get("nRow") and shapes.get("nCol"):
+        rows, cols = int(read_mat(path, "nRow").ravel()[0]), int(read_mat(path, "nCol").ravel()[0])
+        if rows * cols == shape[1]:
+            return rows, cols
+    return None
+
+
+def probe_cube(path: str | Path, key: str | None = None, layout: str = "auto") -> CubeInfo:
+    """Band count and size of a cube without reading its samples (v5 .mat files list shapes in headers)."""
+    path = Path(path)
+    if layout not in LAYOUTS:
+        raise ConfigError(f"data.layout={layout!r}: expected one of {', '.join(LAYOUTS)}")
+    if not path.is_file():
+        raise DataError(f"{path}: no such cube file (data.files)")
+    key, shape, convention = _stored_shape(path, key)
+    if len(shape) == 2:
+        unfold = _unfold_shape(path, shape)
+        if unfold is not None:
+            return CubeInfo(str(path), key, "unfolded", shape[0], *unfold)
+        return CubeInfo(str(path), key, "hwc", 1, shape[0], shape[1])
+    squeezed = tuple(n for n in shape if n != 1) if len(shape) > 3 else shape
+    if len(squeezed) != 3:
+        raise DataError(f"{path}: {key or 'array'} has shape {shape}; expected a 3-D cube (H, W, bands) or (bands, H, W)")
+    if layout == "auto":
+        if squeezed[0] < min(squeezed[1:]):
+            layout = "chw"
+        elif squeezed[2] < min(squeezed[:2]):
+            layout = "hwc"
+        elif convention == "ambiguous":
+            raise DataError(f"{path}: cannot tell the band axis of shape {shape}; set data.layout=hwc or data.layout=chw")
+        else:
+            layout = convention
+    if layout == "chw":
+        return CubeInfo(str(path), key, "chw", *squeezed)
+    return CubeInfo(str(path), key, "hwc", squeezed[2], squeezed[0], squeezed[1])
+
+
+def read_cube(info: CubeInfo, key: str | None = None) -> np.ndarray:
+    """The raw samples as float32 (bands, H, W); ``key`` reads another variable of the same file."""
+    path = Path(info.path)
+    key = key or info.key
+    suffix = path.suffix.lower()
+    if suffix == ".mat":
+        array = read_mat(path, key)
+    elif suffix == ".npy":
+        array = np.load(path, allow_pickle=False)
+    else:
+        array = tifffile.imread(path)
+    if info.layout == "unfolded":
+        array = array.reshape(info.bands, info.width, info.height).transpose(0, 2, 1)
+    else:
+        array = array.reshape(array.shape if array.ndim == 2 else tuple(n for n in array.shape if n != 1))
+        if array.ndim == 2:
+            array = array[None]
+        elif info.layout == "hwc":
+            array = array.transpose(2, 0, 1)
+    if array.shape != (info.bands, info.height, info.width):
+        raise DataError(f"{path}: {key} has shape {array.shape}, expected {(info.bands, info.height, info.width)}")
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    check_finite(array, f"{path}" + (f" ({key})" if key else ""))
+    return array
+
+
+def normalization(
+    cube: np.ndarray, method: str, quantiles: Sequence[float] = (0.02, 0.98), scale: float | None = None, name: str = ""
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(low, span, clip) mapping ``cube`` to [0, 1] as ``(x - low) / span`` by ``method``.
+
+    Computed on the clean cube and applied unchanged to its noisy version (QRNN3D ``input``).
+    """
+    if method == "none":
+        return np.zeros(1, np.float32), np.ones(1, np.float32), False
+    if method == "scale":
+        if not scale or scale <= 0:
+            raise ConfigError(f"data.normalize=scale needs data.scale > 0 (the value of white), got {scale!r}")
+        return np.zeros(1, np.float32), np.full(1, float(scale), np.float32), True
+    if method == "minmax":
+        low, high = float(cube.min()), float(cube.max())
+        if high <= low:
+            raise DataError(f"{name}: the cube is constant ({low}); nothing to normalise")
+        return np.full(1, low, np.float32), np.full(1, high - low, np.float32), False
+    if method in ("band_minmax", "quantile"):
+        flat = cube.reshape(len(cube), -1)
+        if method == "band_minmax":
+            low, high = flat.min(1), flat.max(1)
+        else:
+            q_low, q_high = (float(q) for q in quantiles)
+            if not 0.0 <= q_low < q_high <= 1.0:
+                raise ConfigError(f"data.quantiles={list(quantiles)}: expected [low, high] with 0 <= low < high <= 1")
+            low, high = np.quantile(flat, [q_low, q_high], axis=1)
+        span = np.where(high > low, high - low, 1.0)  # a constant band maps to 0
+        return low.astype(np.float32)[:, None, None], span.astype(np.float32)[:, None, None], method == "quantile"
+    raise ConfigError(f"data.normalize={method!r}: expected one of {', '.join(NORMALIZATIONS)}")
+
+
+def apply_normalization(cube: np.ndarray, params: tuple[np.ndarray, np.ndarray, bool]) -> np.ndarray:
+    low, span, clip = params
+    out = ((cube - low.reshape(-1, 1, 1)) / span.reshape(-1, 1, 1)).astype(np.float32)
+    return np.clip(out, 0.0, 1.0) if clip else out
+
+
+def normalize(
+    cube: np.ndarray, method: str, quantiles: Sequence[float] = (0.02, 0.98), scale: float | None = None, name: str = ""
+) -> np.ndarray:
+    """(bands, H, W) float32 cube mapped to [0, 1] by ``method`` (see the module docstring)."""
+    return apply_normalization(cube, normalization(cube, method, quantiles, scale, name))
+
+
+def expand_files(files: str | Sequence[str] | None, key: str) -> list[Path]:
+    """A list of paths and/or glob patterns -> sorted existing files; DataError if a pattern matches nothing."""
+    if files is None:
+        return []
+    patterns = [files] if isinstance(files, (str, Path)) else list(files)
+    found: list[Path] = []
+    for pattern in patterns:
+        pattern = str(pattern)
+        if any(ch in pattern for ch in "*?["):
+            parent = Path(pattern).parent
+            matches = sorted(parent.glob(Path(pattern).name)) if parent.is_dir() else []
+            if not matches:
+                raise DataError(f"data.{key}: {pattern} matches no file")
+            found += matches
+        else:
+            if not Path(pattern).is_file():
+                raise DataError(f"data.{key}: {pattern} does not exist; expected {'/'.join(SUFFIXES)} cube files")
+            found.append(Path(pattern))
+    return found

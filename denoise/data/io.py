@@ -1,0 +1,351 @@
+"""Reading and writing images: PNG (8 and 16 bit), JPEG, TIFF and ``.npy``, any channel count.
+
+``read_image(path)`` gives a float (C, H, W) tensor in [0, 1] and an :class:`ImageInfo` that
+remembers the file's format, dtype, bit depth and layout; ``write_image(path, image, like=info)``
+writes a result back in the same format and bit depth. Integer data are scaled by their type's
+maximum (255, 65535); float data (TIFF, ``.npy``) are taken as already in [0, 1].
+
+``probe_image(path)`` reads only the header and checks that the file is complete (not
+truncated), so a datamodule can check hundreds of images, their sizes and channel counts in
+``setup`` without decoding them.
+
+Every failure about a file raises :class:`~denoise.errors.DataError` naming the file.
+"""
+
+from __future__ import annotations
+
+import struct
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import png
+import tifffile
+import torch
+from PIL import Image
+
+from denoise.errors import DataError
+
+FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff", ".npy": "npy"}
+IMAGE_SUFFIXES = tuple(FORMATS)
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TAIL_BYTES = 65536  # where the end marker of a complete PNG / JPEG must be
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a file holds, without its pixels."""
+
+    path: str
+    format: str  # png | jpeg | tiff | npy
+    dtype: str  # numpy dtype of the stored samples, e.g. "uint8", "uint16", "float32"
+    channels: int
+    height: int
+    width: int
+    layout: str = "hwc"  # sample order on disk: hwc (interleaved) or chw (planar / bands first)
+
+    @property
+    def bit_depth(self) -> int:
+        return np.dtype(self.dtype).itemsize * 8
+
+    @property
+    def scale(self) -> float:
+        """The value that maps to 1.0."""
+        kind = np.dtype(self.dtype)
+        return float(np.iinfo(kind).max) if kind.kind in "ui" else 1.0
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.channels, self.height, self.width
+
+
+def image_format(path: str | Path) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise DataError(f"{path}: unsupported image type {suffix!r}; expected one of {', '.join(FORMATS)}")
+    return FORMATS[suffix]
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """The image files of ``folder`` (not recursive), sorted by name."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in FORMATS)
+
+
+# ----------------------------------------------------------------------------------- probing
+
+
+def probe_image(path: str | Path) -> ImageInfo:
+    """Header facts of an image file; DataError if it is unreadable or truncated."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such image file")
+    fmt = image_format(path)
+    try:
+        return _PROBES[fmt](path)
+    except DataError:
+        raise
+    except Exception as error:  # every library has its own exception types
+        raise DataError(f"{path}: not a readable {fmt.upper()} file ({_short(error)})") from error
+
+
+def _probe_png(path: Path) -> ImageInfo:
+    with open(path, "rb") as f:
+        head = f.read(33)
+        if head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
+            raise DataError(f"{path}: not a PNG file (bad signature)")
+        width, height, bit_depth, color_type = struct.unpack(">IIBB", head[16:26])
+    if not _tail_contains(path, b"IEND"):
+        raise DataError(f"{path}: truncated PNG (no IEND chunk at the end of the file)")
+    channels = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}.get(color_type)
+    if channels is None:
+        raise DataError(f"{path}: PNG with unknown colour type {color_type}")
+    if color_type == 3:  # palette: expanded to RGB(A) on reading
+        with Image.open(path) as im:
+            channels = 4 if "transparency" in im.info else 3
+    dtype = "uint16" if bit_depth == 16 else "uint8"
+    return ImageInfo(str(path), "png", dtype, channels, height, width)
+
+
+def _probe_jpeg(path: Path) -> ImageInfo:
+    with Image.open(path) as im:
+        if im.format != "JPEG":
+            raise DataError(f"{path}: not a JPEG file (it is {im.format})")
+        width, height, mode = im.width, im.height, im.mode
+    if not _tail_contains(path, b"\xff\xd9"):
+        raise DataError(f"{path}: truncated JPEG (no end-of-image marker)")
+    channels = {"L": 1, "RGB": 3, "CMYK": 3, "YCbCr": 3}.get(mode, 3)
+    return ImageInfo(str(path), "jpeg", "uint8", channels, height, width)
+
+
+def _probe_tiff(path: Path) -> ImageInfo:
+    size = path.stat().st_size
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        for page in series.pages:
+            if page is None:
+                continue
+            ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts) if n]
+            if ends and max(ends) > size:
+                raise DataError(f"{path}: truncated TIFF (image data end past the end of the file)")
+        shape, axes, dtype = tuple(series.shape), series.axes, series.dtype
+    layout, channels, height, width = _tiff_geometry(path, shape, axes)
+    return ImageInfo(str(path), "tiff", str(dtype), channels, height, width, layout)
+
+
+def _tiff_geometry(path: Path, shape: tuple[int, ...], axes: str) -> tuple[str, int, int, int]:
+    squeezed = [(n, a) for n, a in zip(shape, axes) if n != 1 or a in "YX"]
+    shape, axes = tuple(n for n, _ in squeezed), "".join(a for _, a in squeezed)
+    if len(shape) == 2:
+        return "hwc", 1, shape[0], shape[1]
+    if len(shape) != 3:
+        raise DataError(f"{path}: TIFF of shape {shape} (axes {axes}); expected one 2-D or 3-D image")
+    if axes.endswith("S"):
+        return "hwc", shape[2], shape[0], shape[1]
+    return "chw", shape[0], shape[1], shape[2]
+
+
+def _probe_npy(path: Path) -> ImageInfo:
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as error:
+        if "mmap length" in str(error) or "larger than" in str(error):
+            raise DataError(f"{path}: truncated .npy (file shorter than its header says)") from error
+        raise
+    if array.dtype.kind not in "uif":
+        raise DataError(f"{path}: .npy of dtype {array.dtype}; expected integer or float samples")
+    layout, channels, height, width = npy_geometry(path, array.shape)
+    return ImageInfo(str(path), "npy", str(array.dtype), channels, height, width, layout)
+
+
+def npy_geometry(path: str | Path, shape: tuple[int, ...]) -> tuple[str, int, int, int]:
+    """(H, W), (H, W, C) or (C, H, W): channels are the axis strictly smaller than the other two."""
+    if len(shape) == 2:
+        return "hwc", 1, shape[0], shape[1]
+    if len(shape) == 3:
+        if shape[0] < min(shape[1:]):
+            return "chw", shape[0], shape[1], shape[2]
+        if shape[2] < min(shape[:2]):
+            return "hwc", shape[2], shape[0], shape[1]
+    raise DataError(
+        f"{path}: array of shape {tuple(shape)} is not an image; expected (H, W), (H, W, C) or (C, H, W) "
+        f"with C smaller than H and W"
+    )
+
+
+_PROBES = {"png": _probe_png, "jpeg": _probe_jpeg, "tiff": _probe_tiff, "npy": _probe_npy}
+
+
+def _tail_contains(path: Path, marker: bytes) -> bool:
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(0, size - _TAIL_BYTES))
+        return marker in f.read()
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+# ----------------------------------------------------------------------------------- reading
+
+
+def read_raw(path: str | Path, info: ImageInfo | None = None) -> tuple[np.ndarray, ImageInfo]:
+    """The stored samples as a (C, H, W) numpy array of the file's own dtype (a view where possible)."""
+    info = info if info is not None else probe_image(path)
+    try:
+        array = _READERS[info.format](Path(path), info)
+    except DataError:
+        raise
+    except Exception as error:
+        raise DataError(f"{path}: cannot decode the image ({_short(error)})") from error
+    if array.ndim == 2:
+        array = array[None]
+    elif info.layout == "hwc":
+        array = array.transpose(2, 0, 1)
+    if array.shape != info.shape:
+        raise DataError(f"{path}: decoded shape {array.shape} differs from the header's {info.shape}")
+    return array, info
+
+
+def read_image(path: str | Path) -> tuple[torch.Tensor, ImageInfo]:
+    """A float32 (C, H, W) tensor in [0, 1] and the file's :class:`ImageInfo`."""
+    array, info = read_raw(path)
+    return to_float(array, info.scale), info
+
+
+def to_float(array: np.ndarray, scale: float) -> torch.Tensor:
+    """float32 tensor of ``array / scale`` (integer samples to [0, 1])."""
+    tensor = torch.from_numpy(np.array(array, dtype=np.float32))  # a copy: the source may be read-only
+    return tensor / scale if scale != 1.0 else tensor
+
+
+def _read_png(path: Path, info: ImageInfo) -> np.ndarray:
+    if info.dtype == "uint16" and info.channels > 1:  # Pillow truncates 16-bit colour to 8 bits
+        width, height, rows, _ = png.Reader(filename=str(path)).asDirect()
+        flat = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+        return flat.reshape(height, width, -1)
+    with Image.open(path) as im:
+        im.load()
+        if im.mode == "P":
+            im = im.convert("RGBA" if info.channels == 4 else "RGB")
+        elif im.mode in ("1",):
+            im = im.convert("L")
+        array = np.asarray(im)
+    if info.dtype == "uint16":
+        array = array.astype(np.uint16, copy=False)
+    return array
+
+
+def _read_jpeg(path: Path, info: ImageInfo) -> np.ndarray:
+    with Image.open(path) as im:
+        im.load()
+        if im.mode not in ("L", "RGB"):
+            im = im.convert("RGB")
+        return np.asarray(im)
+
+
+def _read_tiff(path: Path, info: ImageInfo) -> np.ndarray:
+    return tifffile.imread(path, key=None).reshape(
+        (info.height, info.width, info.channels) if info.layout == "hwc" else info.shape
+    )
+
+
+def _read_npy(path: Path, info: ImageInfo) -> np.ndarray:
+    return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+_READERS = {"png": _read_png, "jpeg": _read_jpeg, "tiff": _read_tiff, "npy": _read_npy}
+
+
+# ----------------------------------------------------------------------------------- writing
+
+
+def write_image(path: str | Path, image: torch.Tensor | np.ndarray, like: ImageInfo | None = None) -> Path:
+    """Write a float (C, H, W) image in [0, 1] to ``path``; the suffix chooses the format.
+
+    With ``like`` (the :class:`ImageInfo` of the input) the bit depth, dtype and layout follow
+    the original where the format can hold them: a 16-bit PNG stays 16-bit, a float TIFF stays
+    float. Without it, PNG and JPEG are 8-bit, TIFF and ``.npy`` float32.
+    """
+    path = Path(path)
+    fmt = image_format(path)
+    array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3:
+        raise DataError(f"{path}: expected a (C, H, W) image to write, got shape {array.shape}")
+    dtype = _output_dtype(fmt, like)
+    stored = _quantize(array, dtype)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    layout = like.layout if like is not None and like.format == fmt else ("chw" if fmt == "npy" else "hwc")
+    _WRITERS[fmt](path, stored, layout)
+    return path
+
+
+def _output_dtype(fmt: str, like: ImageInfo | None) -> np.dtype:
+    original = np.dtype(like.dtype) if like is not None else None
+    if fmt == "jpeg":
+        return np.dtype(np.uint8)
+    if fmt == "png":
+        return np.dtype(np.uint16) if original == np.uint16 else np.dtype(np.uint8)
+    return original if original is not None else np.dtype(np.float32)
+
+
+def _quantize(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if dtype.kind == "f":
+        return array.astype(dtype)
+    top = np.iinfo(dtype).max
+    return np.floor(np.clip(array.astype(np.float64), 0.0, 1.0) * top + 0.5).astype(dtype)
+
+
+def _write_png(path: Path, array: np.ndarray, layout: str) -> None:
+    channels, height, width = array.shape
+    if channels not in (1, 2, 3, 4):
+        raise DataError(f"{path}: PNG holds 1 to 4 channels, the image has {channels}; write .tif or .npy")
+    hwc = np.ascontiguousarray(array.transpose(1, 2, 0))
+    if array.dtype == np.uint16 and channels > 1:
+        writer = png.Writer(width, height, greyscale=channels < 3, alpha=channels in (2, 4), bitdepth=16)
+        with open(path, "wb") as f:
+            writer.write(f, hwc.reshape(height, width * channels))
+        return
+    Image.fromarray(hwc[..., 0] if channels == 1 else hwc).save(path)
+
+
+def _write_jpeg(path: Path, array: np.ndarray, layout: str) -> None:
+    if array.shape[0] not in (1, 3):
+        raise DataError(f"{path}: JPEG holds 1 or 3 channels, the image has {array.shape[0]}")
+    hwc = np.ascontiguousarray(array.transpose(1, 2, 0))
+    Image.fromarray(hwc[..., 0] if array.shape[0] == 1 else hwc).save(path, quality=95)
+
+
+def _write_tiff(path: Path, array: np.ndarray, layout: str) -> None:
+    if array.shape[0] == 1:
+        tifffile.imwrite(path, array[0], photometric="minisblack")
+    elif layout == "hwc" and array.shape[0] in (3, 4):
+        tifffile.imwrite(path, array.transpose(1, 2, 0), photometric="rgb")
+    else:
+        tifffile.imwrite(path, array, photometric="minisblack", planarconfig="separate")
+
+
+def _write_npy(path: Path, array: np.ndarray, layout: str) -> None:
+    np.save(path, array[0] if array.shape[0] == 1 else (array if layout == "chw" else array.transpose(1, 2, 0)))
+
+
+_WRITERS = {"png": _write_png, "jpeg": _write_jpeg, "tiff": _write_tiff, "npy": _write_npy}
+
+
+
+def probe_images(paths: list[Path], skip_bad: bool = False) -> list[tuple[Path, ImageInfo]]:
+    """Probe every file; a bad one stops with its name, or with ``skip_bad`` is left out with a warning."""
+    good = []
+    for path in paths:
+        try:
+            good.append((path, probe_image(path)))
+        except DataError as error:
+            if not skip_bad:
+                raise DataError(f"{error}; set data.skip_bad=true to skip bad files") from error
+            warnings.warn(f"skipping a bad image: {error}", stacklevel=2)
+    return good

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def compose_train(overrides: list[str], run_dir: Path):
+    """The composed train config as `python train.py <overrides>` would see it, run dir ``run_dir``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[*overrides, f"paths.output_dir={run_dir}", f"paths.log_dir={run_dir}/logs"],
+            return_hydra_config=True,
+        )
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def compose_net(name: str):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONFIGS / "model" / "net"), version_base="1.3"):
+        return compose(name)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA
