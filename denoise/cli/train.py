@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 import lightning as L
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -20,13 +19,9 @@ def _instantiate_all(group: DictConfig | None) -> list:
     return [instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
 
 
-def run_directory() -> Path:
-    return Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
-
-
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the model of ``cfg``; returns the final metrics."""
-    run_dir = run_directory()
+    run_dir = Path(cfg.paths.output_dir)
     log.info(f"Run directory: {run_dir}")
     if cfg.get("seed") is not None:  # 0 is a seed too
         L.seed_everything(cfg.seed, workers=True)

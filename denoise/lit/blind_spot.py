@@ -17,6 +17,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MaxMetric, MeanMetric
 
+from denoise.data.checks import check_channels
+from denoise.data.crops import check_crop_size
 from denoise.errors import ConfigError
 from denoise.metrics import gaussian_ssim, per_image_psnr, quantize_8bit
 from denoise.ops import InferenceSettings, blind_spot_denoise, first_sub_image, pd_down
@@ -154,5 +156,12 @@ class BlindSpotModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def setup(self, stage: str) -> None:
+        # Lightning sets the datamodule up first, so its channel count is known here.
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        if datamodule is not None:
+            if getattr(datamodule, "in_channels", None) is not None:
+                check_channels(datamodule.in_channels, self.net.in_ch)
+            if stage == "fit" and getattr(datamodule, "crop_size", None) is not None:
+                check_crop_size(datamodule.crop_size, self.train_pd.factor)
         if self.hparams.compile and stage == "fit":
             self.net = torch.compile(self.net)

@@ -1,0 +1,123 @@
+"""Networks: parameter counts, shapes, errors, masked conv, and the two forms agreeing."""
+
+import pytest
+import torch
+
+from denoise.nets import DBSN, TBSN
+from denoise.nn import CentreMaskedConv2d
+from tests.conftest import compose_net
+
+SMALL_TBSN = dict(dim=16, num_blocks=(1, 1, 1), num_refinement_blocks=1, channel_heads=(1, 1, 2), window_heads=(1, 1, 2))
+
+
+def count(net):
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("form", ["phase", "literal"])
+def test_tbsn_paper_parameter_count(form):
+    assert count(TBSN(form=form)) == 12_746_780
+
+
+def test_dbsn_parameter_count():
+    assert count(DBSN()) == 3_656_131
+
+
+def test_centre_masked_conv_ignores_centre_and_never_edits_weights():
+    conv = CentreMaskedConv2d(2, 3, phase_stride=3)
+    assert conv.kernel_size == (5, 5)
+    before = conv.weight.detach().clone()
+    x = torch.zeros(1, 2, 9, 9)
+    x[0, :, 4, 4] = 1.0
+    out = conv(x)
+    assert torch.equal(conv.weight, before)
+    assert out[0, :, 4, 4].abs().sum() == 0  # bias off, only the centre tap could see it
+    assert out[0, :, 4, 5].abs().sum() > 0
+
+
+@pytest.mark.parametrize("size", [(32, 32), (37, 50), (8, 8)])
+def test_tbsn_any_size(size):
+    net = TBSN(**SMALL_TBSN).eval()
+    with torch.no_grad():
+        assert net(torch.rand(2, 3, *size)).shape == (2, 3, *size)
+
+
+@pytest.mark.parametrize("size", [(12, 12), (13, 29)])
+def test_dbsn_any_size(size):
+    net = DBSN(channels=16, num_blocks=2).eval()
+    with torch.no_grad():
+        assert net(torch.rand(1, 3, *size)).shape == (1, 3, *size)
+
+
+@pytest.mark.parametrize("net", [TBSN(**SMALL_TBSN), DBSN(channels=8, num_blocks=1)])
+def test_wrong_channel_count_names_in_ch(net):
+    with pytest.raises(ValueError, match="expected 3 input channels \\(in_ch\\), got 1"):
+        net(torch.rand(1, 1, 32, 32))
+
+
+def test_unknown_form_is_rejected():
+    with pytest.raises(ValueError, match="form must be one of"):
+        TBSN(form="fast", **SMALL_TBSN)
+
+
+def _agree(phase_net, literal_net, size):
+    phase_net, literal_net = phase_net.double(), literal_net.double()
+    literal_net.load_state_dict(phase_net.state_dict())  # same parameter names and shapes
+    x = torch.rand(2, phase_net.in_ch, *size, dtype=torch.float64) * 255
+    with torch.no_grad():
+        return (phase_net(x) - literal_net(x)).abs().max().item()
+
+
+@pytest.mark.parametrize("gcsa_mode", ["phase", "global"])
+def test_tbsn_paper_phase_and_literal_forms_agree(gcsa_mode):
+    torch.manual_seed(0)
+    diff = _agree(TBSN(gcsa_mode=gcsa_mode), TBSN(form="literal", gcsa_mode=gcsa_mode), (64, 64))
+    assert diff < 1e-8
+
+
+@pytest.mark.parametrize("size", [(32, 32), (45, 38)])
+def test_tbsn_small_forms_agree_with_internal_padding(size):
+    torch.manual_seed(1)
+    assert _agree(TBSN(**SMALL_TBSN), TBSN(form="literal", **SMALL_TBSN), size) < 1e-8
+
+
+def test_dbsn_forms_agree():
+    torch.manual_seed(2)
+    assert _agree(DBSN(), DBSN(form="literal"), (30, 42)) < 1e-8
+
+
+def test_literal_window_attention_matches_its_definition():
+    """Brute force one query of the literal M-WSA: 12x12 keys, even offsets, relative logits."""
+    from denoise.nn import MaskedWindowAttention
+
+    torch.manual_seed(3)
+    attn = MaskedWindowAttention(8, heads=1, head_dim=4, window=8, form="literal").double()
+    x = torch.randn(1, 8, 16, 16, dtype=torch.float64)
+    out = attn(x)
+    q, k, v = attn.qkv(x).chunk(3, dim=1)
+    for qy, qx in [(5, 6), (8, 15), (0, 0)]:
+        top, left = (qy // 8) * 8 - 2, (qx // 8) * 8 - 2
+        logits, values = [], []
+        for ky in range(top, top + 12):
+            for kx in range(left, left + 12):
+                if (ky - qy) % 2 or (kx - qx) % 2:
+                    continue
+                inside = 0 <= ky < 16 and 0 <= kx < 16
+                key = k[0, :, ky, kx] if inside else torch.zeros(4, dtype=torch.float64)
+                value = v[0, :, ky, kx] if inside else torch.zeros(4, dtype=torch.float64)
+                rel = attn.rel_height[ky - qy + 11] + attn.rel_width[kx - qx + 11]
+                logits.append(q[0, :, qy, qx] @ key * 4**-0.5 + q[0, :, qy, qx] @ rel)
+                values.append(value)
+        assert len(logits) == 36
+        mixed = torch.stack(logits).softmax(0) @ torch.stack(values)
+        expected = attn.project_out(mixed[None, :, None, None])[0, :, 0, 0]
+        assert torch.allclose(out[0, :, qy, qx], expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["tbsn", "tbsn_small", "dbsn", "dbsn_small"])
+def test_net_configs_instantiate_to_the_contract(name):
+    from hydra.utils import instantiate
+
+    cfg = compose_net(name)
+    net = instantiate(cfg)
+    assert net.in_ch == cfg.in_ch
