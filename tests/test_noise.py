@@ -155,3 +155,18 @@ def test_correlated_noise_keeps_sigma_and_correlates_neighbours_closer_than_the_
 
     assert correlation(1) == pytest.approx(6 / 9, abs=0.03)  # 3x3 box: 6 of 9 taps shared
     assert abs(correlation(3)) < 0.03  # PD with factor >= 3 sees independent noise
+
+
+@pytest.mark.parametrize(
+    "kernel_size,expected", [(2, {1: 1 / 2, 2: 0.0}), (3, {1: 2 / 3, 2: 1 / 3, 3: 0.0})]
+)
+def test_correlated_noise_is_independent_from_kernel_size_on(kernel_size, expected):
+    """Pixels k apart share no white-noise sample: PD 2 decorrelates the demo's 2x2 noise,
+    while a 3x3 box still correlates pixels 2 apart (the PD 2 sub-image neighbours) by 1/3."""
+    image = torch.full((1, 301, 257), 0.5)
+    noisy = CorrelatedGaussianNoise(25.0, kernel_size=kernel_size, clip=False)(image, seeded())
+    assert noisy.shape == image.shape
+    residual = (noisy - image)[0]
+    for shift, correlation in expected.items():
+        a, b = residual[:, :-shift].flatten(), residual[:, shift:].flatten()
+        assert torch.corrcoef(torch.stack([a, b]))[0, 1].item() == pytest.approx(correlation, abs=0.03)

@@ -50,25 +50,26 @@ class GaussianNoise:
 
 
 class CorrelatedGaussianNoise:
-    """Spatially correlated Gaussian noise: white noise blurred by a small kernel.
+    """Spatially correlated Gaussian noise: white noise blurred by a k x k box kernel.
 
-    The kernel is normalised to unit L2 norm, so the per-pixel standard deviation stays sigma;
-    neighbours closer than ``kernel_size`` are correlated, as in camera sRGB noise after
-    demosaicking. Pixel-shuffle down-sampling with a factor >= kernel_size removes the
-    correlation, which is why PD matters for such noise.
+    The kernel is normalised to unit L2 norm, so the per-pixel standard deviation stays sigma.
+    Pixels closer than k share white-noise samples and are correlated, as in camera sRGB noise
+    after demosaicking; pixels k or more apart are independent. So pixel-shuffle down-sampling
+    with a factor >= k removes the correlation, which is why PD matters for such noise (k = 2
+    with PD 2; a 3x3 box still correlates pixels 2 apart by 1/3).
     """
 
     def __init__(self, sigma: float | Sequence[float] = 25.0, kernel_size: int = 3, clip: bool = True):
         self.low, self.high = _sigma_range(sigma, "sigma")
-        if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ConfigError(f"noise.kernel_size: expected an odd size >= 1, got {kernel_size}")
+        if kernel_size < 1:
+            raise ConfigError(f"noise.kernel_size: expected a size >= 1, got {kernel_size}")
         self.kernel_size, self.clip = kernel_size, clip
 
     def __call__(self, image: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         sigma = _draw(self.low, self.high, generator) / 255.0
         c, h, w = image.shape
-        pad = self.kernel_size // 2
-        white = torch.randn((c, 1, h + 2 * pad, w + 2 * pad), generator=generator, dtype=image.dtype)
+        extra = self.kernel_size - 1  # a valid convolution of this larger field is h x w
+        white = torch.randn((c, 1, h + extra, w + extra), generator=generator, dtype=image.dtype)
         kernel = torch.ones(1, 1, self.kernel_size, self.kernel_size, dtype=image.dtype)
         kernel = kernel / kernel.norm()
         noise = F.conv2d(white, kernel)[:, 0]
