@@ -1,21 +1,33 @@
 """nn.Module building blocks, one concept per file."""
 
 from denoise.nn.channel_attention import ChannelAttention
-from denoise.nn.feed_forward import DilatedFeedForward
+from denoise.nn.conv_attention_fusion import ConvAttentionFusion
+from denoise.nn.dilated_attention import MultiScaleDilatedAttention
+from denoise.nn.dual_representation_fusion import DualRepresentationFusion
+from denoise.nn.feed_forward import DilatedFeedForward, GatedDconvFeedForward
 from denoise.nn.masked_conv import CentreMaskedConv2d
+from denoise.nn.multiscale_feed_forward import MultiScaleFeedForward
 from denoise.nn.norm import LayerNorm2d
-from denoise.nn.registry import BLOCKS, BlockSpec, build_block, register_block
+from denoise.nn.registry import BLOCK_FORMS, BLOCKS, BlockSpec, build_block, register_block
+from denoise.nn.routing_attention import BiLevelRoutingAttention
 from denoise.nn.transformer import TransformerBlock, transformer_stage
 from denoise.nn.window_attention import MaskedWindowAttention
 
 __all__ = [
     "BLOCKS",
+    "BLOCK_FORMS",
+    "BiLevelRoutingAttention",
     "BlockSpec",
     "CentreMaskedConv2d",
     "ChannelAttention",
+    "ConvAttentionFusion",
     "DilatedFeedForward",
+    "DualRepresentationFusion",
+    "GatedDconvFeedForward",
     "LayerNorm2d",
     "MaskedWindowAttention",
+    "MultiScaleDilatedAttention",
+    "MultiScaleFeedForward",
     "TransformerBlock",
     "build_block",
     "register_block",

@@ -71,14 +71,18 @@ class ChannelAttention(nn.Module):
         return _GROUPINGS[(self.form, self.gram)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, _, h, w = x.shape
+        return self.attend(self.qkv_dwconv(self.qkv(x)))
+
+    def attend(self, qkv: torch.Tensor) -> torch.Tensor:
+        """The attention proper on the projected (B, 3C, H, W) q/k/v; HCANet's CAFM reuses it."""
+        _, _, h, w = qkv.shape
         to_groups, from_groups = self._grouping()
         axes = {"m": self.heads}
         if to_groups.startswith("(b p)"):
             axes["p"] = self.stride**2
         if "s1" in to_groups:
             axes.update(s1=self.stride, s2=self.stride)
-        q, k, v = self.qkv_dwconv(self.qkv(x)).chunk(3, dim=1)
+        q, k, v = qkv.chunk(3, dim=1)
         q, k, v = (rearrange(t, to_groups, **axes) for t in (q, k, v))
         q = F.normalize(q, dim=-1)
         k = F.normalize(k, dim=-1)

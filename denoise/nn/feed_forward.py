@@ -1,8 +1,9 @@
-"""Feed-forward blocks."""
+"""Feed-forward blocks: TBSN's dilated FFN and Restormer's gated depthwise FFN (GDFN)."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -22,3 +23,25 @@ class DilatedFeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv_out(self.act(self.conv_in(x)))
+
+
+class GatedDconvFeedForward(nn.Module):
+    """Restormer's GDFN: 1x1 up to two hidden maps, 3x3 depthwise conv, GELU(a) * b, 1x1 down.
+
+    The gate lets one half of the hidden features decide, per pixel and channel, how much of
+    the other half passes; the depthwise conv gives it a 3x3 neighbourhood at almost no cost.
+    ``dilation`` is the phase stride at full resolution (literal form) and 1 on phase sub-images.
+    """
+
+    def __init__(self, dim: int, expansion: float = 2.66, dilation: int = 1, bias: bool = False):
+        super().__init__()
+        hidden = int(dim * expansion)
+        self.project_in = nn.Conv2d(dim, hidden * 2, 1, bias=bias)
+        self.dwconv = nn.Conv2d(
+            hidden * 2, hidden * 2, 3, padding=dilation, dilation=dilation, groups=hidden * 2, bias=bias
+        )
+        self.project_out = nn.Conv2d(hidden, dim, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        content, gate = self.dwconv(self.project_in(x)).chunk(2, dim=1)
+        return self.project_out(F.gelu(content) * gate)

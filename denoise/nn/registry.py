@@ -1,15 +1,28 @@
-"""Named building blocks, so a config can say ``block_layout: [gcsa, ffn, mwsa, ffn]``."""
+"""Named building blocks, so a config can say ``block_layout: [gcsa, ffn, mwsa, ffn]``.
+
+Every block maps (B, dim, H, W) -> (B, dim, H, W). A block is registered with the forms it
+supports: ``phase`` (it runs on whatever map it is given; inside a phase-split blind-spot body
+that is a phase sub-image, so any block is exactly blind there) and ``literal`` (the
+full-resolution reference form, where a block must itself read only its pixel's phase). Asking
+for a form a block lacks is refused with a message that names the block.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import nn
 
 from denoise.nn.channel_attention import ChannelAttention
-from denoise.nn.feed_forward import DilatedFeedForward
+from denoise.nn.conv_attention_fusion import ConvAttentionFusion
+from denoise.nn.dilated_attention import MultiScaleDilatedAttention
+from denoise.nn.feed_forward import DilatedFeedForward, GatedDconvFeedForward
+from denoise.nn.multiscale_feed_forward import MultiScaleFeedForward
+from denoise.nn.routing_attention import BiLevelRoutingAttention
 from denoise.nn.window_attention import MaskedWindowAttention
+
+FORMS = ("phase", "literal")
 
 
 @dataclass(frozen=True)
@@ -19,27 +32,42 @@ class BlockSpec:
     dim: int
     form: str = "phase"  # "phase": runs on phase sub-images; "literal": full resolution
     phase_stride: int = 2
-    channel_heads: int = 1
-    window_heads: int = 2
-    head_dim: int = 16
+    channel_heads: int = 1  # gcsa, mdta, cafm
+    window_heads: int = 2  # mwsa
+    head_dim: int = 16  # mwsa; msda and bra use dim // head_dim heads
     window: int = 8
     overlap: float = 0.5
-    ffn_expansion: float = 1.0
+    ffn_expansion: float = 1.0  # ffn, gdfn, msfn
     gram: str = "phase"
+    dilations: tuple[int, ...] = (1, 2, 3)  # msda's head groups and msfn's branches
+    regions: int = 8  # bra: the map is cut into regions x regions
+    topk: int = 4  # bra: regions each query region attends to
+    norm_bias: bool = False  # LayerNorm before each block: bias-free (TBSN) or with bias (HCANet)
 
     @property
     def dilation(self) -> int:
         return self.phase_stride if self.form == "literal" else 1
 
+    @property
+    def scaled_dilations(self) -> tuple[int, ...]:
+        """``dilations`` in the pixels of the map the block runs on (x stride in literal form)."""
+        return tuple(d * self.dilation for d in self.dilations)
+
 
 BLOCKS: dict[str, Callable[[BlockSpec], nn.Module]] = {}
+BLOCK_FORMS: dict[str, tuple[str, ...]] = {}
 
 
-def register_block(name: str):
+def register_block(name: str, forms: tuple[str, ...] = FORMS):
+    unknown = set(forms) - set(FORMS)
+    if unknown:
+        raise ValueError(f"block {name!r}: unknown forms {sorted(unknown)}; known forms: {FORMS}")
+
     def decorator(factory: Callable[[BlockSpec], nn.Module]):
         if name in BLOCKS:
             raise ValueError(f"block {name!r} is registered twice")
         BLOCKS[name] = factory
+        BLOCK_FORMS[name] = tuple(forms)
         return factory
 
     return decorator
@@ -48,12 +76,34 @@ def register_block(name: str):
 def build_block(name: str, spec: BlockSpec) -> nn.Module:
     if name not in BLOCKS:
         raise KeyError(f"unknown block {name!r}; known blocks: {', '.join(sorted(BLOCKS))}")
+    if spec.form not in BLOCK_FORMS[name]:
+        raise ValueError(
+            f"block {name!r} has no {spec.form!r} form (it has: {', '.join(BLOCK_FORMS[name])}). "
+            f"It is exactly blind only inside a phase-split body: use form='phase'."
+        )
     return BLOCKS[name](spec)
+
+
+def heads_of_size(spec: BlockSpec, block: str) -> int:
+    """Head count for blocks whose heads split ``dim`` into ``head_dim``-sized parts."""
+    if spec.dim % spec.head_dim:
+        raise ValueError(
+            f"block {block!r}: dim {spec.dim} is not a multiple of head_dim {spec.head_dim}; "
+            f"choose head_dim dividing every level's channels (dim, 2*dim, 4*dim)"
+        )
+    return spec.dim // spec.head_dim
 
 
 @register_block("gcsa")
 def _gcsa(spec: BlockSpec) -> nn.Module:
     return ChannelAttention(spec.dim, spec.channel_heads, spec.phase_stride, spec.form, spec.gram)
+
+
+@register_block("mdta", forms=("phase",))
+def _mdta(spec: BlockSpec) -> nn.Module:
+    # Restormer's MDTA: one Gram over the whole map it is given. On a phase sub-image that is
+    # G-CSA's per-phase Gram; at full resolution it would mix phases, hence no literal form.
+    return ChannelAttention(spec.dim, spec.channel_heads, phase_stride=1, form="phase")
 
 
 @register_block("mwsa")
@@ -63,6 +113,33 @@ def _mwsa(spec: BlockSpec) -> nn.Module:
     )
 
 
+@register_block("msda")
+def _msda(spec: BlockSpec) -> nn.Module:
+    # Neighbourhood attention reads taps at multiples of the dilation, so scaling every rate by
+    # the phase stride keeps each tap on the query's phase at full resolution.
+    return MultiScaleDilatedAttention(spec.dim, heads_of_size(spec, "msda"), spec.scaled_dilations)
+
+
+@register_block("bra", forms=("phase",))
+def _bra(spec: BlockSpec) -> nn.Module:
+    return BiLevelRoutingAttention(spec.dim, heads_of_size(spec, "bra"), spec.regions, spec.topk)
+
+
+@register_block("cafm", forms=("phase",))
+def _cafm(spec: BlockSpec) -> nn.Module:
+    return ConvAttentionFusion(spec.dim, spec.channel_heads)
+
+
 @register_block("ffn")
 def _ffn(spec: BlockSpec) -> nn.Module:
     return DilatedFeedForward(spec.dim, spec.ffn_expansion, spec.dilation)
+
+
+@register_block("gdfn")
+def _gdfn(spec: BlockSpec) -> nn.Module:
+    return GatedDconvFeedForward(spec.dim, spec.ffn_expansion, spec.dilation)
+
+
+@register_block("msfn")
+def _msfn(spec: BlockSpec) -> nn.Module:
+    return MultiScaleFeedForward(spec.dim, spec.ffn_expansion, spec.scaled_dilations)

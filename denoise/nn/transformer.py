@@ -18,7 +18,7 @@ class TransformerBlock(nn.Module):
 
     def __init__(self, spec: BlockSpec, layout: Sequence[str] = TBSN_LAYOUT):
         super().__init__()
-        self.norms = nn.ModuleList(LayerNorm2d(spec.dim) for _ in layout)
+        self.norms = nn.ModuleList(LayerNorm2d(spec.dim, bias=spec.norm_bias) for _ in layout)
         self.layers = nn.ModuleList(build_block(name, spec) for name in layout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,81 @@
+"""DilateFormer's multi-scale dilated attention (MSDA).
+
+A 1x1 conv gives q, k, v. Their channels (and heads) are split evenly into one group per
+dilation rate; in group r every query attends to the k x k (3x3) neighbourhood around it sampled
+with dilation r, so the groups see the same pixel at three scales for the cost of 3 * 9 logits
+per head and pixel. The groups' outputs are concatenated and mixed by a 1x1 projection.
+
+Neighbourhoods are gathered with ``unfold``. Taps that fall outside the map are masked out of
+the softmax rather than read as zeros, so border pixels are not pulled towards 0.
+
+Blind-spot use: every tap of a query lies at a multiple of the dilation from it. On phase
+sub-images the block is blind as is; at full resolution, multiplying every rate by the phase
+stride keeps all taps on the query's phase (the registry does this for the literal form).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+
+class MultiScaleDilatedAttention(nn.Module):
+    def __init__(
+        self,
+        dim: int,
+        heads: int = 3,
+        dilations: Sequence[int] = (1, 2, 3),
+        kernel_size: int = 3,
+        bias: bool = False,
+    ):
+        super().__init__()
+        groups = len(dilations)
+        if groups == 0 or any(d < 1 for d in dilations):
+            raise ValueError(f"MultiScaleDilatedAttention: dilations must be positive integers, got {dilations}")
+        if kernel_size % 2 == 0:
+            raise ValueError(f"MultiScaleDilatedAttention: kernel_size must be odd, got {kernel_size}")
+        if heads % groups or dim % heads:
+            raise ValueError(
+                f"MultiScaleDilatedAttention: heads ({heads}) must be a multiple of the number of dilation "
+                f"rates ({groups}) and divide dim ({dim})"
+            )
+        self.dilations, self.kernel_size = tuple(dilations), kernel_size
+        self.group_heads = heads // groups
+        self.scale = (dim // heads) ** -0.5
+        self.qkv = nn.Conv2d(dim, dim * 3, 1, bias=bias)
+        self.project_out = nn.Conv2d(dim, dim, 1, bias=bias)
+
+    def _neighbourhoods(self, t: torch.Tensor, dilation: int) -> torch.Tensor:
+        """(B, C, H, W) -> (B, heads, head_dim, taps, H*W): each pixel's dilated k x k neighbours.
+
+        This is ``unfold``'s own memory order, so no copy is made; the products below reduce
+        over ``head_dim`` and ``taps`` with plain broadcasting, faster on CPU than tiny matmuls.
+        """
+        k = self.kernel_size
+        patches = F.unfold(t, k, dilation=dilation, padding=dilation * (k // 2))
+        return rearrange(patches, "b (m d n) l -> b m d n l", m=self.group_heads, n=k * k)
+
+    def _inside(self, x: torch.Tensor, dilation: int) -> torch.Tensor:
+        """(taps, H*W) bool: which neighbourhood taps fall inside the map."""
+        ones = x.new_ones(1, 1, *x.shape[-2:])
+        k = self.kernel_size
+        return F.unfold(ones, k, dilation=dilation, padding=dilation * (k // 2))[0] > 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, _, h, w = x.shape
+        q, k, v = self.qkv(x).chunk(3, dim=1)
+        outputs = []  # one entry per rate, concatenated at the end (no in-place writes: autograd)
+        groups = len(self.dilations)
+        for q_r, k_r, v_r, dilation in zip(q.chunk(groups, 1), k.chunk(groups, 1), v.chunk(groups, 1),
+                                           self.dilations):
+            query = rearrange(q_r, "b (m d) h w -> b m d 1 (h w)", m=self.group_heads)
+            keys, values = self._neighbourhoods(k_r, dilation), self._neighbourhoods(v_r, dilation)
+            logits = (query * keys).sum(dim=2) * self.scale  # (b, m, taps, h*w)
+            logits = logits.masked_fill(~self._inside(x, dilation), float("-inf"))
+            out = (logits.softmax(dim=2)[:, :, None] * values).sum(dim=3)  # (b, m, d, h*w)
+            outputs.append(rearrange(out, "b m d (h w) -> b (m d) h w", h=h, w=w))
+        return self.project_out(torch.cat(outputs, dim=1))

@@ -1,0 +1,40 @@
+"""HCANet's multi-scale feed-forward network (MSFN).
+
+A 1x1 conv expands the input into one hidden map per dilation rate; each map goes through its
+own 3x3 depthwise conv at that rate (1, 2, 3: receptive fields 3, 5, 7), and the branches are
+combined by gating, ``GELU(b1) * b2 * b3``, so that each scale modulates the others pixel by
+pixel; a 1x1 conv projects back. Everything outside the depthwise convs is per pixel, so the
+block is blind wherever its convs read only the pixel's phase: on phase sub-images as is, at
+full resolution with every rate multiplied by the phase stride (the registry does that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MultiScaleFeedForward(nn.Module):
+    def __init__(
+        self, dim: int, expansion: float = 2.66, dilations: Sequence[int] = (1, 2, 3), bias: bool = False
+    ):
+        super().__init__()
+        if not dilations or any(d < 1 for d in dilations):
+            raise ValueError(f"MultiScaleFeedForward: dilations must be positive integers, got {dilations}")
+        hidden = int(dim * expansion)
+        self.project_in = nn.Conv2d(dim, hidden * len(dilations), 1, bias=bias)
+        self.branches = nn.ModuleList(
+            nn.Conv2d(hidden, hidden, 3, padding=d, dilation=d, groups=hidden, bias=bias) for d in dilations
+        )
+        self.project_out = nn.Conv2d(hidden, dim, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = self.project_in(x).chunk(len(self.branches), dim=1)
+        first, *others = (branch(part) for branch, part in zip(self.branches, parts))
+        gated = F.gelu(first)
+        for scale in others:
+            gated = gated * scale
+        return self.project_out(gated)
