@@ -2,16 +2,42 @@
 
 sRGB protocol (SIDD, DND, the demo): outputs are rounded to 8-bit levels
 (``floor(x * 255 + 0.5) / 255``) and clipped to [0, 1]; PSNR is computed per image with data
-range 1 and averaged over images (never the PSNR of a pooled MSE). SSIM here is the Gaussian
-variant (11x11 window, sigma 1.5) averaged over channels, as torchmetrics computes it.
+range 1 and averaged over images (never the PSNR of a pooled MSE).
+
+SSIM is not one number across papers, so evaluation reports both common variants by name, each
+exactly scikit-image's ``structural_similarity`` on the (H, W, C) float64 arrays in [0, 1] with
+``data_range=1`` and ``channel_axis=-1`` (the mean over channels):
+
+- ``ssim_gaussian``: ``gaussian_weights=True, sigma=1.5`` (an 11 x 11 window; sample
+  covariance, scikit-image's default), TBSN's and SpatiallyAdaptiveSSID's call (~0.93-0.95 on SIDD);
+- ``ssim_uniform``: scikit-image's defaults, a 7 x 7 uniform window, the call of AP-BSN and its
+  descendants (~0.87-0.89 on SIDD).
+
+On uint8 data with ``data_range=255`` both give the same values (up to float rounding).
+The torchmetrics objects below (``per_image_psnr``, ``gaussian_ssim``) serve validation during
+training; torchmetrics' SSIM averages over the image border too, so it differs from
+scikit-image's by ~1e-3: report the evaluation numbers.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from skimage.metrics import structural_similarity
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-SRGB_PROTOCOL = "8-bit rounding and clipping; per-image PSNR (data range 1) averaged over images; Gaussian SSIM"
+SRGB_PROTOCOL = (
+    "8-bit rounding (floor(x*255+0.5)) and clipping; per-image PSNR (data range 1) averaged over images; "
+    "SSIM as skimage.metrics.structural_similarity(data_range=1, channel_axis=-1) averaged over images, in two "
+    "variants: ssim_gaussian (gaussian_weights=True, sigma=1.5: 11x11, TBSN) and ssim_uniform (7x7 uniform "
+    "window, skimage default: AP-BSN)"
+)
+SSIM_VARIANTS: dict[str, dict] = {
+    "ssim_gaussian": {"gaussian_weights": True, "sigma": 1.5},
+    "ssim_uniform": {},
+}
+SRGB_METRICS = ("psnr", *SSIM_VARIANTS)
+_MSE_FLOOR = 1e-12  # an exact image scores 120 dB instead of infinity
 
 
 def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
@@ -31,3 +57,43 @@ def psnr(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Per-image PSNR (data range 1) of (B, C, H, W) tensors, shape (B,)."""
     mse = (x.double() - reference.double()).pow(2).flatten(1).mean(1)
     return 10 * torch.log10(1.0 / mse)
+
+
+def to_hwc(image: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A (C, H, W) or (1, C, H, W) tensor as a float64 (H, W, C) numpy array."""
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().double().numpy()
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim == 4:
+        if image.shape[0] != 1:
+            raise ValueError(f"to_hwc: expected one image, got a batch of {image.shape[0]}")
+        image = image[0]
+    return np.ascontiguousarray(image.transpose(1, 2, 0))
+
+
+def psnr_hwc(x: np.ndarray, reference: np.ndarray) -> float:
+    """PSNR (data range 1) of two float arrays in [0, 1]; 120 dB for identical images."""
+    mse = float(np.mean((np.asarray(x, np.float64) - np.asarray(reference, np.float64)) ** 2))
+    return float(10 * np.log10(1.0 / max(mse, _MSE_FLOOR)))
+
+
+def ssim_hwc(x: np.ndarray, reference: np.ndarray, variant: str) -> float:
+    """scikit-image SSIM of (H, W, C) arrays in [0, 1] in the named variant (see the module docstring)."""
+    if variant not in SSIM_VARIANTS:
+        raise ValueError(f"unknown SSIM variant {variant!r}; choose from {', '.join(SSIM_VARIANTS)}")
+    return float(structural_similarity(x, reference, channel_axis=-1, data_range=1.0, **SSIM_VARIANTS[variant]))
+
+
+def srgb_image_metrics(estimate: torch.Tensor | np.ndarray, reference: torch.Tensor | np.ndarray,
+                       quantize: bool = True) -> dict[str, float]:
+    """``psnr``, ``ssim_gaussian``, ``ssim_uniform`` of one image against its reference.
+
+    ``estimate`` is rounded to 8-bit levels and clipped first (``quantize=False`` when it
+    already is); ``reference`` is used as it is.
+    """
+    x, y = to_hwc(estimate), to_hwc(reference)
+    if quantize:  # in float64, so the levels are exactly k / 255
+        x = np.floor(np.clip(x, 0.0, 1.0) * 255.0 + 0.5) / 255.0
+    if x.shape != y.shape:
+        raise ValueError(f"estimate {x.shape} and reference {y.shape} differ in shape (H, W, C)")
+    return {"psnr": psnr_hwc(x, y), **{name: ssim_hwc(x, y, name) for name in SSIM_VARIANTS}}

@@ -1,14 +1,51 @@
-"""Blind-spot inference on a whole image: PD, the network, PD back, optional R3."""
+"""Blind-spot inference on an image of any size: the one function validation, eval.py and predict.py use.
+
+``blind_spot_denoise(net, noisy, settings)``::
+
+    noisy -> pad to a multiple of the PD factor (phase-safe) -> PD down (f) -> network pass
+          -> PD up -> crop -> [R3: T network passes at full resolution on partly re-noised copies]
+
+where every *network pass* is ``net`` optionally wrapped, from the inside out, by
+
+1. precision: float32, or bfloat16 autocast (``precision: bf16``), results back in float32;
+2. tiling (:mod:`denoise.ops.tiling`): tiles of ``tile_size`` pixels overlapping by
+   ``tile_overlap``, origins aligned to the network's size multiple and the phase stride 2;
+3. self-ensemble x8 (:mod:`denoise.ops.ensemble`): flips and rotations of the whole pass input.
+
+Why tile the network passes and not the whole protocol: PD and R3 are cheap whole-image tensor
+operations (a reshape, a random mask, an average) whose cost is a few image-sized buffers; the
+network is what needs memory. Running PD and R3 on the whole image and tiling only the network
+keeps the R3 masks exactly those of the untiled run (drawn for the whole image from the seed),
+so the tiled protocol equals the untiled one wherever the tiled network equals the network
+(``tests/test_tiling.py``). The PD pass tiles each of the f*f sub-images with ``tile_size / f``
+pixels (at least ``2 * tile_overlap``), so every pass holds about ``tile_size**2`` network pixels
+at a time. Self-ensemble sits outside the tiling so that each transformed image is tiled on its
+own aligned grid, which keeps it exact too.
+
+Padding: the networks pad to their own size multiple inside (parity-preserving reflection). For
+PD this function pads to a multiple of f itself with copies that land in a *different*
+sub-image than their source (for f = 2: mirror including the edge pixel), so no sub-image
+holds a pixel twice and the border pixels stay blind to their own noise.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 
 import torch
+import torch.nn.functional as F
 
-from denoise.ops.pd import pd_down, pd_up
+from denoise.errors import ConfigError
+from denoise.ops.ensemble import TRANSFORMS, self_ensemble
+from denoise.ops.pd import LAYOUTS, pd_down, pd_up
 from denoise.ops.r3 import r3_refine
+from denoise.ops.tiling import round_up, tile_count, tiled_apply
+
+PRECISIONS = ("32", "bf16")
+Network = Callable[[torch.Tensor], torch.Tensor]
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -20,17 +57,152 @@ class InferenceSettings:
     r3_p: float = 0.16
     r3_seed: int = 0
     r3_pad: int = 2
+    self_ensemble: bool = False  # x8 flips / rotations around every network pass
+    tile_size: int | None = 512  # pixels per tile side (full-resolution passes); None or 0: whole image
+    tile_overlap: int = 64  # overlap of neighbouring tiles; exact for receptive fields <= overlap // 4
+    precision: str = "32"  # "32" or "bf16" (autocast)
+
+    def __post_init__(self):
+        precision = str(self.precision).lower().removesuffix("-mixed").removesuffix("-true")
+        object.__setattr__(self, "precision", {"32": "32", "bf16": "bf16", "bfloat16": "bf16"}.get(precision, precision))
+        problems = []
+        if not _is_int(self.pd_factor) or self.pd_factor < 1:
+            problems.append(f"pd_factor={self.pd_factor!r} (expected an integer >= 1)")
+        if self.pd_layout not in LAYOUTS:
+            problems.append(f"pd_layout={self.pd_layout!r} (expected one of {', '.join(LAYOUTS)})")
+        for name in ("pd_pad", "r3_passes", "r3_pad", "tile_overlap"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 0:
+                problems.append(f"{name}={value!r} (expected an integer >= 0)")
+        if not _is_int(self.r3_seed):
+            problems.append(f"r3_seed={self.r3_seed!r} (expected an integer)")
+        if not isinstance(self.r3_p, (int, float)) or not 0.0 <= self.r3_p <= 1.0:
+            problems.append(f"r3_p={self.r3_p!r} (expected a fraction in [0, 1])")
+        if not isinstance(self.self_ensemble, bool):
+            problems.append(f"self_ensemble={self.self_ensemble!r} (expected true or false)")
+        if self.tile_size is not None and (not _is_int(self.tile_size) or self.tile_size < 0):
+            problems.append(f"tile_size={self.tile_size!r} (expected null, 0 (no tiling) or a pixel count)")
+        elif self.tile_size and _is_int(self.tile_overlap) and 2 * self.tile_overlap > self.tile_size:
+            problems.append(f"tile_overlap={self.tile_overlap} (at most half of tile_size={self.tile_size})")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision={self.precision!r} (expected 32 or bf16)")
+        if problems:
+            raise ConfigError("inference settings: " + "; ".join(problems))
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def network_alignment(net) -> int:
+    """The multiple tile origins need: the network's ``size_multiple`` and the phase stride 2.
+
+    Looks on ``net`` and on ``net.net`` (a LightningModule wrapping its network).
+    """
+    for candidate in (net, getattr(net, "net", None)):
+        multiple = getattr(candidate, "size_multiple", None)
+        if isinstance(multiple, int) and multiple > 0:
+            return math.lcm(multiple, 2)
+    return 2
+
+
+def pad_for_pd(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Pad bottom/right to a multiple of ``factor`` with copies that change sub-image.
+
+    Padded row ``H - 1 + j`` copies row ``H - j`` (a mirror including the edge), whose distance
+    ``2j - 1`` is not a multiple of ``factor`` (always so for factor 2), else row ``H - j - 1``.
+    Plain reflection (distance 2j) puts a copy of a pixel into its own sub-image next to it,
+    where a blind-spot network would read the pixel's own noise. Too small images: zeros.
+    """
+    height, width = x.shape[-2:]
+    pad_h, pad_w = (-height) % factor, (-width) % factor
+    if pad_h == 0 and pad_w == 0:
+        return x
+    if height < pad_h + 2 or width < pad_w + 2:
+        return F.pad(x, (0, pad_w, 0, pad_h))
+
+    def sources(length: int, pad: int) -> list[int]:
+        return [length - j if (2 * j - 1) % factor else length - j - 1 for j in range(1, pad + 1)]
+
+    if pad_h:
+        x = torch.cat([x, x[..., sources(height, pad_h), :]], dim=-2)
+    if pad_w:
+        x = torch.cat([x, x[..., :, sources(width, pad_w)]], dim=-1)
+    return x
+
+
+class NetworkPass:
+    """One network pass of the protocol: precision, tiling and self-ensemble around ``net``."""
+
+    def __init__(self, net: Network, settings: InferenceSettings, tile: int | None, align: int,
+                 progress: Callable[[int], None] | None = None):
+        self.net, self.settings, self.tile, self.align, self.progress = net, settings, tile, align, progress
+
+    def _precise(self, x: torch.Tensor) -> torch.Tensor:
+        if self.settings.precision == "bf16":
+            with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+                return self.net(x).float()
+        return self.net(x)
+
+    def _tiled(self, x: torch.Tensor) -> torch.Tensor:
+        return tiled_apply(self._precise, x, self.tile, self.settings.tile_overlap, self.align, self.progress)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.settings.self_ensemble:
+            return self_ensemble(self._tiled, x)
+        return self._tiled(x)
+
+    def calls(self, height: int, width: int) -> int:
+        """Network calls this pass makes on a (height, width) input."""
+        per_transform = [tile_count(height, width, self.tile, self.settings.tile_overlap, self.align)]
+        if self.settings.self_ensemble:  # odd quarter turns swap height and width
+            per_transform.append(tile_count(width, height, self.tile, self.settings.tile_overlap, self.align))
+            return TRANSFORMS // 2 * sum(per_transform)
+        return per_transform[0]
+
+
+def pd_tile_size(settings: InferenceSettings, align: int) -> int | None:
+    """Tile side on the PD sub-images: ``tile_size / f`` (batch layout), at least twice the overlap."""
+    if not settings.tile_size:
+        return None
+    if settings.pd_layout != "batch" or settings.pd_factor == 1:
+        return settings.tile_size
+    return round_up(max(settings.tile_size // settings.pd_factor, 2 * settings.tile_overlap, align), align)
 
 
 def blind_spot_denoise(
-    net: Callable[[torch.Tensor], torch.Tensor], noisy: torch.Tensor, settings: InferenceSettings
+    net: Network, noisy: torch.Tensor, settings: InferenceSettings, progress: Progress | None = None
 ) -> torch.Tensor:
-    """Denoise (B, C, H, W) ``noisy`` with a blind-spot network, any size."""
-    size = noisy.shape[-2:]
-    subs = pd_down(noisy, settings.pd_factor, settings.pd_layout, settings.pd_pad)
-    first_pass = pd_up(net(subs), settings.pd_factor, size, settings.pd_layout, settings.pd_pad)
+    """Denoise (B, C, H, W) ``noisy`` with a blind-spot network, any size (see the module docstring).
+
+    ``progress(done, total)`` is called after every network call (tile), if given.
+    """
+    height, width = noisy.shape[-2:]
+    factor, align = settings.pd_factor, network_alignment(net)
+    counter = _Counter(progress)
+    padded = pad_for_pd(noisy, factor)
+    subs = pd_down(padded, factor, settings.pd_layout, settings.pd_pad)
+    pd_pass = NetworkPass(net, settings, pd_tile_size(settings, align), align, counter)
+    full_pass = NetworkPass(net, settings, settings.tile_size or None, align, counter)
+    pad = settings.r3_pad
+    counter.total = pd_pass.calls(*subs.shape[-2:]) + settings.r3_passes * full_pass.calls(height + 2 * pad, width + 2 * pad)
+
+    first_pass = pd_up(pd_pass(subs), factor, padded.shape[-2:], settings.pd_layout, settings.pd_pad)
+    first_pass = first_pass[..., :height, :width]
     if settings.r3_passes == 0:
         return first_pass
-    return r3_refine(
-        net, noisy, first_pass, settings.r3_passes, settings.r3_p, settings.r3_seed, settings.r3_pad
-    )
+    return r3_refine(full_pass, noisy, first_pass, settings.r3_passes, settings.r3_p, settings.r3_seed, pad)
+
+
+class _Counter:
+    def __init__(self, progress: Progress | None):
+        self.progress, self.done, self.total = progress, 0, 0
+
+    def __call__(self, steps: int) -> None:
+        self.done += steps
+        if self.progress is not None:
+            self.progress(self.done, max(self.total, self.done))
