@@ -31,7 +31,7 @@ def run_train(args: list[str], run_dir: Path, env: dict | None = None, timeout: 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes(experiment, tmp_path):
     cfg = compose_train([f"experiment={experiment}"], tmp_path)
-    assert cfg.model.net._target_
+    assert (cfg.model.student if experiment.endswith("distill") else cfg.model.net)._target_
     assert cfg.trainer.max_steps > 0
     assert cfg.callbacks.model_checkpoint.dirpath == f"{tmp_path}/checkpoints"
 
@@ -49,7 +49,7 @@ def test_sidd_recipe_is_the_paper_recipe(tmp_path):
 
 
 def test_scheduler_milestones_follow_max_steps(tmp_path):
-    cfg = compose_train(["trainer.max_steps=50"], tmp_path)
+    cfg = compose_train(["trainer.max_steps=50", "model.scheduler.milestones=[0.4,0.8]"], tmp_path)
     model = instantiate(cfg.model)
     model.trainer = type("T", (), {"max_steps": 50})()
     schedule = model.configure_optimizers()["lr_scheduler"]["scheduler"]

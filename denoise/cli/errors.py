@@ -2,27 +2,44 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
 from denoise.errors import UserInputError
+from denoise.lit.base import NonFiniteLossError
+
+log = logging.getLogger(__name__)
+
+# Failures that are about the run, not a bug: one line, no traceback.
+ONE_LINE_ERRORS = (UserInputError, NonFiniteLossError)
 
 
-def find_user_error(error: BaseException) -> UserInputError | None:
-    """The UserInputError behind ``error``, also when Hydra's instantiate wrapped it."""
+def find_user_error(error: BaseException) -> Exception | None:
+    """The UserInputError (or non-finite loss) behind ``error``, also when Hydra's instantiate wrapped it."""
     seen = set()
     while error is not None and id(error) not in seen:
-        if isinstance(error, UserInputError):
+        if isinstance(error, ONE_LINE_ERRORS):
             return error
         seen.add(id(error))
         error = error.__cause__ or error.__context__
     return None
 
 
-def report_user_error(error: UserInputError) -> None:
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def report_user_error(error: Exception) -> None:
     """Print one line; stop a single run with status 1, let a multirun sweep go on."""
     print(f"error: {error}", file=sys.stderr, flush=True)
-    if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
+    if not in_multirun():
         raise SystemExit(1)
+
+
+def report_failed_job(error: BaseException) -> None:
+    """A sweep job crashed: its traceback goes to the job's log, one line to stderr; the sweep goes on."""
+    log.error("job failed", exc_info=error)
+    print(f"error: job failed ({type(error).__name__}: {error}); the sweep goes on", file=sys.stderr, flush=True)

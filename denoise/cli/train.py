@@ -7,7 +7,11 @@ from pathlib import Path
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
+
+from denoise.errors import ConfigError
+from denoise.lit.loggers import finish_loggers
 
 log = logging.getLogger(__name__)
 
@@ -19,27 +23,76 @@ def _instantiate_all(group: DictConfig | None) -> list:
     return [instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
 
 
+def resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
+    """``last`` is ``<run dir>/checkpoints/last.ckpt`` of this run dir (hydra.run.dir); else a file."""
+    if ckpt_path is None or str(ckpt_path) in ("", "null", "None"):
+        return None
+    if str(ckpt_path) == "last":
+        path = run_dir / "checkpoints" / "last.ckpt"
+        if not path.is_file():
+            raise ConfigError(
+                f"ckpt_path=last: no checkpoint at {path}; to resume a previous run, give its directory, "
+                f"e.g. hydra.run.dir=logs/train/runs/<date>_<time> ckpt_path=last, or ckpt_path=<file>"
+            )
+        return str(path)
+    if not Path(ckpt_path).is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path}: no such checkpoint file")
+    return str(ckpt_path)
+
+
+def split_global_batch(datamodule, trainer: L.Trainer) -> None:
+    """``data.batch_size`` is the global batch: each of the world's processes gets its share."""
+    world = int(trainer.num_nodes) * int(trainer.num_devices)
+    batch = getattr(datamodule, "batch_size", None)
+    if world <= 1 or batch is None:
+        return
+    if batch % world:
+        raise ConfigError(
+            f"data.batch_size={batch} (the global batch) does not divide among {world} processes "
+            f"(trainer.num_nodes={trainer.num_nodes} x trainer.devices={trainer.num_devices}); "
+            f"use a multiple of {world}"
+        )
+    datamodule.batch_size = batch // world
+    log.info(f"Global batch {batch} = {world} processes x {datamodule.batch_size}")
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the model of ``cfg``; returns the final metrics."""
     run_dir = Path(cfg.paths.output_dir)
     log.info(f"Run directory: {run_dir}")
     if cfg.get("seed") is not None:  # 0 is a seed too
         L.seed_everything(cfg.seed, workers=True)
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), run_dir)
 
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
-    _print_summary(run_dir, trainer, metrics)
-    for logger in loggers:
-        logger.finalize("success")
-    return metrics
+    status = "failed"
+    try:
+        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        split_global_batch(datamodule, trainer)
+        if loggers:  # the resolved config of the run (without Hydra's own section)
+            resolved = {key: OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+                        for key, value in cfg.items() if key != "hydra"}
+            for logger in loggers:
+                logger.log_hyperparams(resolved)
+        if ckpt_path:
+            log.info(f"Resuming from {ckpt_path}")
+        try:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        except SIGTERMException:
+            status = "interrupted"
+            last = run_dir / "checkpoints" / "last.ckpt"
+            log.warning(f"Stopped by SIGTERM at step {trainer.global_step}; resume with "
+                        f"hydra.run.dir={run_dir} ckpt_path=last (checkpoint {last})")
+            raise SystemExit(143)
+        metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+        _print_summary(run_dir, trainer, metrics)
+        status = "success"
+        return metrics
+    finally:
+        finish_loggers(loggers, status)
 
 
 def _print_summary(run_dir: Path, trainer: L.Trainer, metrics: dict[str, float]) -> None:
@@ -61,4 +114,5 @@ def _print_summary(run_dir: Path, trainer: L.Trainer, metrics: dict[str, float])
     for callback in trainer.callbacks:
         if getattr(callback, "latest", None) is not None:
             lines.append(f"Panel (noisy | denoised | clean): {callback.latest}")
-    log.info("\n".join(lines))
+    if trainer.is_global_zero:
+        log.info("\n".join(lines))

@@ -1,6 +1,12 @@
-"""LightningModules and callbacks."""
+"""LightningModules, callbacks, and ``load_model`` (any module from its checkpoint alone)."""
 
+from denoise.lit.base import DenoisingModule, NonFiniteLossError
 from denoise.lit.blind_spot import BlindSpotModule
-from denoise.lit.callbacks import ValidationPanels
+from denoise.lit.callbacks import Preemption, ValidationPanels
+from denoise.lit.distill import DistillationModule
+from denoise.lit.loading import load_model
 
-__all__ = ["BlindSpotModule", "ValidationPanels"]
+__all__ = [
+    "BlindSpotModule", "DenoisingModule", "DistillationModule", "NonFiniteLossError", "Preemption",
+    "ValidationPanels", "load_model",
+]

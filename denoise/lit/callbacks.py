@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import WeightAveraging
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from PIL import Image
 
 
@@ -36,3 +41,99 @@ class ValidationPanels(L.Callback):
         self.latest = self.dirpath / "latest.png"
         image.save(self.dirpath / f"step_{trainer.global_step:07d}.png")
         image.save(self.latest)
+        log_panel_to_loggers(trainer, image)
+
+
+def log_panel_to_loggers(trainer: L.Trainer, image: Image.Image) -> None:
+    """Send a validation panel to the image-capable loggers (W&B, TensorBoard)."""
+    for logger in trainer.loggers:
+        name = type(logger).__name__
+        if name == "WandbLogger":
+            logger.log_image(key="val/panel", images=[image], caption=["noisy | denoised | clean"],
+                             step=trainer.global_step)
+        elif name == "TensorBoardLogger":
+            array = np.asarray(image)
+            logger.experiment.add_image("val/panel", array, trainer.global_step, dataformats="HWC")
+
+
+class Preemption(L.Callback):
+    """Save ``last.ckpt`` and stop cleanly on SIGTERM or SIGUSR1 (SLURM pre-emption, ``scancel``, kill).
+
+    Lightning already turns SIGTERM into a ``SIGTERMException`` after the current batch (and, under
+    SLURM with auto-requeue, SIGUSR1 into an HPC checkpoint + requeue). This callback makes sure the
+    run's own ``last.ckpt`` holds the step reached, so ``ckpt_path=last`` resumes from it, and
+    handles SIGUSR1 outside SLURM's auto-requeue the same way.
+    """
+
+    def __init__(self, signals: tuple[str, ...] = ("SIGUSR1",)):
+        self.signal_names = tuple(signals)
+        self.received: str | None = None
+        self._previous: dict[int, object] = {}
+        self.saved_path: str | None = None
+
+    def _handler(self, signum, frame) -> None:
+        self.received = signal.Signals(signum).name
+        previous = self._previous.get(signum)
+        if callable(previous):
+            previous(signum, frame)
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit" or threading.current_thread() is not threading.main_thread():
+            return
+        for name in self.signal_names:
+            signum = getattr(signal, name, None)
+            if signum is None:
+                continue
+            current = signal.getsignal(signum)
+            if current in (None, signal.SIG_DFL, signal.SIG_IGN):  # SLURM auto-requeue may own it
+                self._previous[signum] = current
+                signal.signal(signum, self._handler)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        for signum, previous in self._previous.items():
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+        self._previous = {}
+
+    def _last_path(self, trainer: L.Trainer) -> str | None:
+        checkpoint = trainer.checkpoint_callback
+        if checkpoint is None or checkpoint.dirpath is None:
+            return None
+        return os.path.join(checkpoint.dirpath, checkpoint.CHECKPOINT_NAME_LAST + checkpoint.FILE_EXTENSION)
+
+    def save(self, trainer: L.Trainer, reason: str) -> None:
+        path = self._last_path(trainer)
+        if path is None or self.saved_path == path and trainer.global_step == self._saved_step:
+            return
+        trainer.save_checkpoint(path)
+        self.saved_path, self._saved_step = path, trainer.global_step
+        rank_zero_info(f"{reason}: saved {path} at step {trainer.global_step}; resume with ckpt_path={path}")
+
+    _saved_step = -1
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.received_sigterm or self.received:
+            self.save(trainer, f"received {self.received or 'SIGTERM'}")
+            trainer.should_stop = True
+
+    _validating = False
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        self._validating = True
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        self._validating = False
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        # Lightning stops a validation that a SIGTERM interrupts: save the training weights then.
+        if type(exception).__name__ == "SIGTERMException" and trainer.state.fn == "fit":
+            if self._validating:
+                _swap_back_averaged_weights(trainer, pl_module)
+                self._validating = False
+            self.save(trainer, "received SIGTERM")
+
+
+def _swap_back_averaged_weights(trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    for callback in trainer.callbacks:
+        if isinstance(callback, WeightAveraging) and callback._average_model is not None:
+            callback._swap_models(pl_module)

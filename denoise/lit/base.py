@@ -1,0 +1,215 @@
+"""What every denoising LightningModule shares: validation, optimisation, resumable state.
+
+A subclass defines ``forward`` (the network on data in [0, 1]), ``denoise`` (the whole inference
+protocol) and ``training_step``; validation, the optimiser and schedule, the non-finite loss guard,
+``torch.compile`` and the random-generator state saved in checkpoints (the data position of the
+random-crop loaders on resume) live here. ``checkpoint["denoise_module"]`` names the class, so
+``denoise.lit.load_model(path)`` rebuilds any of them from a checkpoint alone.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torchmetrics import MaxMetric, MeanMetric
+
+from denoise.errors import ConfigError
+from denoise.metrics import gaussian_ssim, per_image_psnr, quantize_8bit
+
+VAL_PROTOCOLS = ("srgb", "hsi")
+
+
+def collect_rng_states() -> dict:
+    """The global generators' states, as tensors and ints only (loadable with weights_only=True)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    states = {
+        "torch": torch.get_rng_state(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "python": [version, torch.tensor(internal, dtype=torch.int64), gauss],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"].cpu())
+    name, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(int(v) for v in internal.tolist()), gauss))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class GeneratorMarks(torch.utils.data.Dataset):
+    """Wraps the training set to note the generators' state before each batch is drawn.
+
+    Training crops come from the global generators, and Lightning fetches one batch ahead: the
+    state to save after ``n`` consumed batches is the one from before batch ``n`` was fetched.
+    """
+
+    def __init__(self, dataset, batch_size: int):
+        self.dataset, self.batch_size = dataset, batch_size
+        self.fetched = 0
+        self.marks: dict[int, dict] = {}
+        self.pending: dict | None = None  # states to restore right before the next fetch (resume)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getattr__(self, name):
+        if name == "dataset":  # not yet set (unpickling)
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def __getitem__(self, index):
+        if self.pending is not None:  # after the DataLoader drew its own seed, as the original run did
+            set_rng_states(self.pending)
+            self.pending = None
+        if self.fetched % self.batch_size == 0:
+            batch = self.fetched // self.batch_size
+            self.marks[batch] = collect_rng_states()
+            for old in [key for key in self.marks if key < batch - 4]:
+                del self.marks[old]
+        self.fetched += 1
+        return self.dataset[index]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or Inf; raised before the weights are touched."""
+
+
+def plain(config: Any) -> Any:
+    return OmegaConf.to_container(config, resolve=True) if isinstance(config, DictConfig) else config
+
+
+class DenoisingModule(L.LightningModule):
+    """Base of the denoising modules: subclasses call ``_setup_validation`` in ``__init__``."""
+
+    def _setup_validation(self, val_protocol: str) -> None:
+        if val_protocol not in VAL_PROTOCOLS:
+            raise ConfigError(f"model.val_protocol must be one of {VAL_PROTOCOLS}, got {val_protocol!r}")
+        self.val_protocol = val_protocol
+        if val_protocol == "srgb":
+            self.val_psnr, self.val_psnr_noisy = per_image_psnr(), per_image_psnr()
+        else:  # means of per-image MPSNR values
+            self.val_psnr, self.val_psnr_noisy = MeanMetric(), MeanMetric()
+        self.val_ssim = gaussian_ssim()
+        self.val_psnr_best = MaxMetric()
+        self.val_extra = torch.nn.ModuleDict({name: MeanMetric() for name in ("mssim", "sam")})
+        self.panel: tuple[torch.Tensor, ...] | None = None
+
+    def denoise(self, noisy: torch.Tensor, settings=None) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # --- training ------------------------------------------------------------------------------
+    def check_finite(self, loss: torch.Tensor) -> torch.Tensor:
+        """Stop before backward when the loss is NaN/Inf: the weights (and last.ckpt) stay good."""
+        if not torch.isfinite(loss.detach()).all():
+            raise NonFiniteLossError(
+                f"training loss became {loss.item()} at step {self.global_step}; the run stops here and "
+                f"the last checkpoint keeps the last good weights (try a lower model.optimizer.lr, "
+                f"trainer.gradient_clip_val=1.0 or trainer.precision=32-true)"
+            )
+        return loss
+
+    # --- validation ----------------------------------------------------------------------------
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        noisy = batch["noisy"]
+        denoised = self.denoise(noisy)
+        if "clean" not in batch:
+            return
+        clean = batch["clean"]
+        if self.val_protocol == "srgb":
+            denoised = quantize_8bit(denoised)
+            self.val_psnr_noisy.update(quantize_8bit(noisy), clean)
+            self.val_psnr.update(denoised, clean)
+            self.val_ssim.update(denoised, clean)
+        else:
+            from denoise.metrics.hsi import mpsnr, mssim, sam_radians
+
+            denoised = denoised.clamp(0, 1)
+            self.val_psnr_noisy.update(mpsnr(noisy.clamp(0, 1), clean))
+            self.val_psnr.update(mpsnr(denoised, clean))
+            self.val_extra["mssim"].update(mssim(denoised, clean))
+            self.val_extra["sam"].update(sam_radians(denoised, clean))
+        if batch_idx == 0:
+            self.panel = (noisy[0].cpu(), denoised[0].cpu(), clean[0].cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        if self.val_psnr.update_count == 0:  # no clean references
+            return
+        psnr = self.val_psnr.compute()
+        self.val_psnr_best.update(psnr)
+        self.log("val/psnr", psnr, prog_bar=True, sync_dist=True)
+        self.log("val/psnr_noisy", self.val_psnr_noisy.compute(), sync_dist=True)
+        self.log("val/psnr_best", self.val_psnr_best.compute(), sync_dist=True)
+        if self.val_protocol == "srgb":
+            self.log("val/ssim", self.val_ssim.compute(), sync_dist=True)
+        else:
+            self.log("val/mssim", self.val_extra["mssim"].compute(), sync_dist=True)
+            self.log("val/sam", self.val_extra["sam"].compute(), sync_dist=True)
+        for metric in (self.val_psnr, self.val_psnr_noisy, self.val_ssim, *self.val_extra.values()):
+            metric.reset()
+
+    # --- optimisation --------------------------------------------------------------------------
+    def trainable_parameters(self):
+        return self.parameters()
+
+    def configure_optimizers(self) -> dict:
+        optimizer = instantiate(self.hparams.optimizer, params=self.trainable_parameters())
+        scheduler_cfg = self.hparams.scheduler or {}
+        max_steps = self.trainer.max_steps
+        if max_steps is None or max_steps <= 0:
+            raise ConfigError(f"trainer.max_steps must be set (> 0) for iteration-based training, got {max_steps}")
+        milestones = [int(round(f * max_steps)) for f in scheduler_cfg.get("milestones", [0.4, 0.8])]
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, scheduler_cfg.get("gamma", 0.1))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def compile_network(self, net: torch.nn.Module) -> None:
+        """``torch.compile`` in place: parameter names (and so checkpoints) stay those of ``net``."""
+        net.compile()
+
+    # --- resumable state -------------------------------------------------------------------------
+    def on_train_start(self) -> None:
+        # Every rank of a multi-process run starts from the same seed: give each its own crops.
+        if self.trainer.world_size > 1:
+            base = int(torch.randint(0, 2**31 - 1, ()))
+            L.seed_everything(base + 7919 * self.trainer.global_rank, workers=True, verbose=False)
+
+    _marks: GeneratorMarks | None = None
+    _consumed_batches = 0
+
+    def mark_training_data(self) -> None:
+        """Called from ``setup("fit")``: note generator states per batch of the training set."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        train_set, batch_size = getattr(datamodule, "train_set", None), getattr(datamodule, "batch_size", None)
+        if train_set is None or not batch_size or getattr(datamodule, "num_workers", 0) != 0:
+            return  # with worker processes the crops come from the workers' own generators
+        if not isinstance(train_set, GeneratorMarks):
+            datamodule.train_set = GeneratorMarks(train_set, int(batch_size))
+        self._marks, self._consumed_batches = datamodule.train_set, 0
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        self._consumed_batches += 1
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["denoise_module"] = f"{type(self).__module__}.{type(self).__qualname__}"
+        # The training crops are drawn from the global generators: their state is the data position.
+        marks = self._marks.marks if self._marks is not None else {}
+        checkpoint["rng_states"] = marks.get(self._consumed_batches) or collect_rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if self._trainer is not None and self.trainer.state.fn == "fit" and "rng_states" in checkpoint:
+            if self._marks is not None:
+                self._marks.pending = checkpoint["rng_states"]
+            else:
+                set_rng_states(checkpoint["rng_states"])

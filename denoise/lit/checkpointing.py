@@ -1,0 +1,43 @@
+"""Checkpoints that survive being killed while they are written.
+
+Lightning writes a local checkpoint through fsspec's transaction, which stages the bytes in a
+temporary file under the system temp dir and then ``shutil.move``s it: when that dir is on
+another file system (common: /tmp on tmpfs, runs on NFS / Lustre) the move is a copy and a kill
+during it leaves a truncated ``last.ckpt``. Here the bytes go to a temporary file next to the
+target and ``os.replace`` swaps it in: atomic on POSIX, so ``last.ckpt`` is always whole.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            torch.save(obj, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``TorchCheckpointIO`` whose local saves are atomic (temp file in the same dir + os.replace)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        if storage_options is not None or not _is_local_file_protocol(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        atomic_torch_save(checkpoint, path)

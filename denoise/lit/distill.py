@@ -1,0 +1,109 @@
+"""Distillation (TBSN, Li, Zhang, Zuo, AAAI 2025): a frozen blind-spot teacher trains a non-blind student.
+
+One training step: noisy crop -> teacher (PD factor 2, then one full-resolution R3 pass, no grad)
+-> target; L1(student(noisy crop), target). The student sees the whole image at once, so it is
+fast at test time: ``denoise(noisy)`` is one pass of the student (tiled and self-ensembled when the
+inference settings ask for it). The teacher is loaded from ``teacher_ckpt`` only for training and is
+not part of the student's checkpoint: ``load_model(student.ckpt)`` needs no teacher.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+
+from denoise.data.checks import check_channels
+from denoise.errors import ConfigError
+from denoise.lit.base import DenoisingModule, plain
+from denoise.ops import InferenceSettings
+from denoise.ops.inference import NetworkPass, network_alignment
+
+# The teacher's protocol of the official distillation code: PD 2 then one R3 pass (p = 0.16).
+TEACHER_INFERENCE = {"pd_factor": 2, "r3_passes": 1, "r3_p": 0.16, "tile_size": None}
+
+
+class DistillationModule(DenoisingModule):
+    """Trains ``student`` (a config with ``_target_``) on the outputs of a frozen blind-spot teacher."""
+
+    def __init__(
+        self,
+        student: dict,
+        optimizer: dict,
+        teacher_ckpt: str | None = None,
+        scheduler: dict | None = None,
+        teacher_inference: dict | None = None,
+        inference: dict | None = None,
+        data_scale: float = 1.0,
+        val_protocol: str = "srgb",
+        compile: bool = False,
+    ):
+        super().__init__()
+        student, optimizer, scheduler = plain(student), plain(optimizer), plain(scheduler)
+        teacher_inference, inference = plain(teacher_inference), plain(inference)
+        self.save_hyperparameters(
+            {"student": student, "optimizer": optimizer, "teacher_ckpt": teacher_ckpt, "scheduler": scheduler,
+             "teacher_inference": teacher_inference, "inference": inference, "data_scale": data_scale,
+             "val_protocol": val_protocol, "compile": compile}
+        )
+        self._setup_validation(val_protocol)
+        self.net = instantiate(student)
+        self.teacher_settings = InferenceSettings(**{**TEACHER_INFERENCE, **(teacher_inference or {})})
+        # The student is non-blind: one full-resolution pass, no PD, no R3.
+        self.inference = InferenceSettings(**{**(inference or {}), "pd_factor": 1, "r3_passes": 0})
+        self.data_scale = float(data_scale)
+        self.__dict__["teacher"] = None  # not a submodule: never trained, never saved with the student
+
+    # --- the student on data in [0, 1] ---------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x * self.data_scale) / self.data_scale
+
+    @torch.no_grad()
+    def denoise(self, noisy: torch.Tensor, settings: InferenceSettings | None = None) -> torch.Tensor:
+        """One student pass on (B, C, H, W) images in [0, 1] (tiling / self-ensemble / bf16 from settings)."""
+        settings = settings or self.inference
+        align = network_alignment(self)
+        return NetworkPass(self, settings, settings.tile_size or None, align)(noisy)
+
+    # --- the teacher -----------------------------------------------------------------------------
+    def load_teacher(self) -> None:
+        from denoise.lit.loading import load_model
+
+        path = self.hparams.teacher_ckpt
+        if not path:
+            raise ConfigError("model.teacher_ckpt is not set: give the blind-spot teacher's checkpoint, "
+                              "e.g. model.teacher_ckpt=logs/train/runs/<run>/checkpoints/last.ckpt")
+        if not Path(path).is_file():
+            raise ConfigError(f"model.teacher_ckpt={path}: no such file")
+        teacher = load_model(path, map_location="cpu")
+        teacher.eval().requires_grad_(False)
+        self.__dict__["teacher"] = teacher
+
+    @torch.no_grad()
+    def teacher_targets(self, noisy: torch.Tensor) -> torch.Tensor:
+        teacher = self.teacher.to(noisy.device)
+        # A fresh R3 mask at every step (the official code draws one per step too).
+        settings = dataclasses.replace(self.teacher_settings, r3_seed=int(self.global_step))
+        return teacher.denoise(noisy, settings)
+
+    # --- training --------------------------------------------------------------------------------
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        noisy = batch["noisy"]
+        target = self.teacher_targets(noisy)
+        loss = self.check_finite(F.l1_loss(self(noisy), target))
+        self.log("train/loss", loss, prog_bar=True, batch_size=noisy.shape[0])
+        return loss
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit":
+            self.load_teacher()
+            check_channels(self.teacher.net.in_ch, self.net.in_ch)
+            if self.hparams.compile:
+                self.compile_network(self.net)
+            self.mark_training_data()
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        if datamodule is not None and getattr(datamodule, "in_channels", None) is not None:
+            check_channels(datamodule.in_channels, self.net.in_ch)
