@@ -1,0 +1,139 @@
+"""Time and peak memory of the inference protocol: per 256x256 SIDD block, and on a large photo.
+
+    python scripts/benchmark_inference.py block --net tbsn --r3 8            # one block, PD 2 + R3 T=8
+    python scripts/benchmark_inference.py photo --net tbsn --size 3000 4000  # a 12-megapixel photo, tiled
+    python scripts/benchmark_inference.py photo --net tbsn --real-tiles 3    # compute 3 tiles per pass only
+
+Random weights (timing only). ``--real-tiles K`` runs the network on the first K tiles of each
+kind of pass (PD pass, full-resolution R3 passes) and returns zeros for the others: every
+image-sized buffer of the protocol is still allocated and the per-tile peak is reached, so the
+peak memory is that of the full run, and the time is extrapolated from the mean time per tile. Each invocation measures one configuration in its own process, so
+the peak resident memory (``ru_maxrss``) belongs to it; the line printed also gives the resident
+memory before inference (Python, torch, the model). On a shared machine the times are approximate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from denoise.ops.inference import InferenceSettings, blind_spot_denoise
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "model" / "net"
+SIDD_BLOCKS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sidd_samples" / "val_blocks.mat"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def current_rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def build(name: str) -> torch.nn.Module:
+    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
+        cfg = compose(name)
+    torch.manual_seed(0)
+    net = instantiate(cfg).eval()
+
+    def scaled(x: torch.Tensor) -> torch.Tensor:  # the network sees [0, 255], as in training
+        return net(x * 255.0) / 255.0
+
+    scaled.size_multiple = net.size_multiple  # tiles align to the network's grid
+    return scaled
+
+
+class RealTiles:
+    """The network on the first ``count`` calls of each input batch size (one per kind of pass), zeros after."""
+
+    def __init__(self, net, count: int):
+        self.net, self.count, self.size_multiple = net, count, net.size_multiple
+        self.calls: dict[int, int] = {}
+        self.seconds, self.computed, self.skipped = 0.0, 0, 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        done = self.calls.get(x.shape[0], 0)
+        self.calls[x.shape[0]] = done + 1
+        if done >= self.count:
+            self.skipped += 1
+            return torch.zeros_like(x)
+        start = time.perf_counter()
+        out = self.net(x)
+        self.seconds += time.perf_counter() - start
+        self.computed += 1
+        return out
+
+
+def block_input() -> torch.Tensor:
+    if SIDD_BLOCKS.is_file():
+        import scipy.io
+
+        block = scipy.io.loadmat(SIDD_BLOCKS)["ValidationNoisyBlocksSrgb"][0, 0]
+        return torch.from_numpy(block).permute(2, 0, 1)[None].float() / 255.0
+    return torch.rand(1, 3, 256, 256)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["block", "photo"])
+    parser.add_argument("--net", default="tbsn_small")
+    parser.add_argument("--pd", type=int, default=2)
+    parser.add_argument("--r3", type=int, default=8)
+    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--overlap", type=int, default=64)
+    parser.add_argument("--ensemble", action="store_true")
+    parser.add_argument("--precision", default="32")
+    parser.add_argument("--size", type=int, nargs=2, default=[3000, 4000], metavar=("H", "W"))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--real-tiles", type=int, default=None, help="photo: compute only K tiles per pass kind")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    net = build(args.net)
+    if args.real_tiles:
+        net = RealTiles(net, args.real_tiles)
+    settings = InferenceSettings(pd_factor=args.pd, r3_passes=args.r3, tile_size=args.tile or None,
+                                 tile_overlap=args.overlap, self_ensemble=args.ensemble, precision=args.precision)
+    x = block_input() if args.what == "block" else torch.rand(1, 3, *args.size)
+    before = current_rss_mb()
+    calls = []
+    with torch.inference_mode():
+        if args.what == "block":
+            blind_spot_denoise(net, x, settings)  # warm-up
+            times = []
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                blind_spot_denoise(net, x, settings)
+                times.append(time.perf_counter() - start)
+            seconds = statistics.median(times)
+        else:
+            start = time.perf_counter()
+            out = blind_spot_denoise(net, x, settings, progress=lambda done, total: calls.append((done, total)))
+            seconds = time.perf_counter() - start
+            assert out.shape == x.shape
+    h, w = x.shape[-2:]
+    if args.real_tiles:
+        per_tile = net.seconds / net.computed
+        print(f"computed {net.computed} of {net.computed + net.skipped} tiles, {per_tile:.2f} s per tile: "
+              f"~{per_tile * (net.computed + net.skipped) / 60:.0f} min for the whole protocol (extrapolated)")
+    print(
+        f"{args.what} {h}x{w} net={args.net} PD{args.pd} R3 T={args.r3} ensemble={args.ensemble} "
+        f"precision={args.precision} tile={args.tile}/{args.overlap} threads={torch.get_num_threads()}: "
+        f"{seconds:.2f} s, peak RSS {peak_rss_mb():.0f} MB (before inference {before:.0f} MB)"
+        + (f", {calls[-1][1]} network calls (tiles)" if calls else "")
+    )
+
+
+if __name__ == "__main__":
+    main()
