@@ -36,9 +36,6 @@ class TrainPD:
             raise ConfigError("model.train_pd.keep=first needs model.train_pd.layout=batch")
 
 
-_plain = plain
-
-
 class BlindSpotModule(DenoisingModule):
     """Trains a blind-spot network on noisy images only.
 
@@ -58,8 +55,8 @@ class BlindSpotModule(DenoisingModule):
         compile: bool = False,
     ):
         super().__init__()
-        net, optimizer, scheduler = _plain(net), _plain(optimizer), _plain(scheduler)
-        train_pd, inference = _plain(train_pd), _plain(inference)
+        net, optimizer, scheduler = plain(net), plain(optimizer), plain(scheduler)
+        train_pd, inference = plain(train_pd), plain(inference)
         self.save_hyperparameters(
             {"net": net, "optimizer": optimizer, "scheduler": scheduler, "train_pd": train_pd,
              "inference": inference, "data_scale": data_scale, "val_protocol": val_protocol,
