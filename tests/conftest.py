@@ -1,11 +1,21 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+
+# One thread per process, here and in the subprocesses tests start (train.py, DDP workers):
+# the tests' networks are small, and two OpenMP threads per process on a 2-core machine shared
+# with other processes spin against each other and run 5-100x slower than one.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
