@@ -7,9 +7,10 @@
 Random weights (timing only). ``--real-tiles K`` runs the network on the first K tiles of each
 kind of pass (PD pass, full-resolution R3 passes) and returns zeros for the others: every
 image-sized buffer of the protocol is still allocated and the per-tile peak is reached, so the
-peak memory is that of the full run, and the time is extrapolated from the mean time per tile. Each invocation measures one configuration in its own process, so
-the peak resident memory (``ru_maxrss``) belongs to it; the line printed also gives the resident
-memory before inference (Python, torch, the model). On a shared machine the times are approximate.
+peak memory is that of the full run, and the time is extrapolated from the mean time per tile.
+Each invocation measures one configuration in its own process, so the peak resident memory
+(``ru_maxrss``) belongs to it; the line printed also gives the resident memory before inference
+(Python, torch, the model). On a shared machine the times are approximate.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from denoise.ops.inference import InferenceSettings, blind_spot_denoise
+from denoise.ops.inference import InferenceSettings, NetworkPass, blind_spot_denoise, network_alignment
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "model" / "net"
 SIDD_BLOCKS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sidd_samples" / "val_blocks.mat"
@@ -53,17 +54,17 @@ def build(name: str) -> torch.nn.Module:
 
 
 class RealTiles:
-    """The network on the first ``count`` calls of each input batch size (one per kind of pass), zeros after."""
+    """The network on the first ``count`` calls after each of ``starts`` (the first call of each
+    pass), zeros otherwise."""
 
-    def __init__(self, net, count: int):
-        self.net, self.count, self.size_multiple = net, count, net.size_multiple
-        self.calls: dict[int, int] = {}
+    def __init__(self, net, count: int, starts: list[int]):
+        self.net, self.count, self.starts, self.size_multiple = net, count, starts, net.size_multiple
+        self.calls = 0
         self.seconds, self.computed, self.skipped = 0.0, 0, 0
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        done = self.calls.get(x.shape[0], 0)
-        self.calls[x.shape[0]] = done + 1
-        if done >= self.count:
+        index, self.calls = self.calls, self.calls + 1
+        if not any(start <= index < start + self.count for start in self.starts):
             self.skipped += 1
             return torch.zeros_like(x)
         start = time.perf_counter()
@@ -83,7 +84,9 @@ def block_input() -> torch.Tensor:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("what", choices=["block", "photo"])
     parser.add_argument("--net", default="tbsn_small")
     parser.add_argument("--pd", type=int, default=2)
@@ -95,17 +98,30 @@ def main() -> None:
     parser.add_argument("--size", type=int, nargs=2, default=[3000, 4000], metavar=("H", "W"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--real-tiles", type=int, default=None, help="photo: compute only K tiles per pass kind")
+    parser.add_argument(
+        "--real-tiles", type=int, default=None, help="photo: compute only K tiles per pass kind"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     net = build(args.net)
-    if args.real_tiles:
-        net = RealTiles(net, args.real_tiles)
-    settings = InferenceSettings(pd_factor=args.pd, r3_passes=args.r3, tile_size=args.tile or None,
-                                 tile_overlap=args.overlap, self_ensemble=args.ensemble, precision=args.precision)
+    settings = InferenceSettings(
+        pd_factor=args.pd,
+        r3_passes=args.r3,
+        tile_size=args.tile or None,
+        tile_overlap=args.overlap,
+        self_ensemble=args.ensemble,
+        precision=args.precision,
+    )
     x = block_input() if args.what == "block" else torch.rand(1, 3, *args.size)
+    if args.real_tiles:  # the first tiles of the PD pass and of the first R3 pass
+        h, w = x.shape[-2:]
+        sub_h, sub_w = -(-h // args.pd), -(-w // args.pd)
+        pd_calls = NetworkPass(net, settings, settings.tile_size, network_alignment(net)).calls(
+            args.pd**2, sub_h, sub_w
+        )
+        net = RealTiles(net, args.real_tiles, [0, pd_calls])
     before = current_rss_mb()
     calls = []
     with torch.inference_mode():
@@ -119,14 +135,18 @@ def main() -> None:
             seconds = statistics.median(times)
         else:
             start = time.perf_counter()
-            out = blind_spot_denoise(net, x, settings, progress=lambda done, total: calls.append((done, total)))
+            out = blind_spot_denoise(
+                net, x, settings, progress=lambda done, total: calls.append((done, total))
+            )
             seconds = time.perf_counter() - start
             assert out.shape == x.shape
     h, w = x.shape[-2:]
     if args.real_tiles:
         per_tile = net.seconds / net.computed
-        print(f"computed {net.computed} of {net.computed + net.skipped} tiles, {per_tile:.2f} s per tile: "
-              f"~{per_tile * (net.computed + net.skipped) / 60:.0f} min for the whole protocol (extrapolated)")
+        print(
+            f"computed {net.computed} of {net.computed + net.skipped} tiles, {per_tile:.2f} s per tile: "
+            f"~{per_tile * (net.computed + net.skipped) / 60:.0f} min for the whole protocol (extrapolated)"
+        )
     print(
         f"{args.what} {h}x{w} net={args.net} PD{args.pd} R3 T={args.r3} ensemble={args.ensemble} "
         f"precision={args.precision} tile={args.tile}/{args.overlap} threads={torch.get_num_threads()}: "

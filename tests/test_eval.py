@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,17 +25,6 @@ from denoise.errors import ConfigError
 from tests.conftest import CONFIGS, REPO, SHARED_DATA
 
 SRGB_KEYS = {"psnr", "ssim_gaussian", "ssim_uniform"}
-ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}  # subprocesses too (see one_thread)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a shared 2-core machine, OpenMP threads spinning against other
-    processes make small networks 10-100x slower than one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def demo_checkpoint(tmp_path_factory) -> Path:
@@ -45,10 +33,21 @@ def demo_checkpoint(tmp_path_factory) -> Path:
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     if not checkpoint.is_file():
         result = subprocess.run(
-            [sys.executable, "train.py", "debug=fast", "trainer.max_steps=2", "data.val_size=64", "data.crop_size=32",
-             "data.batch_size=2", f"hydra.run.dir={run_dir}"],
-            cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
-            env=ONE_THREAD,
+            [
+                sys.executable,
+                "train.py",
+                "debug=fast",
+                "trainer.max_steps=2",
+                "data.val_size=64",
+                "data.crop_size=32",
+                "data.batch_size=2",
+                f"hydra.run.dir={run_dir}",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
         )
         assert result.returncode == 0, result.stderr[-3000:]
     return checkpoint
@@ -63,15 +62,24 @@ def compose_eval(overrides: list[str], run_dir: Path):
     """The composed eval config as `python eval.py <overrides>` would see it, run dir ``run_dir``."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
-        cfg = compose("eval", overrides=[*overrides, f"paths.output_dir={run_dir}", f"paths.log_dir={run_dir}/logs"],
-                      return_hydra_config=True)
+        cfg = compose(
+            "eval",
+            overrides=[*overrides, f"paths.output_dir={run_dir}", f"paths.log_dir={run_dir}/logs"],
+            return_hydra_config=True,
+        )
     HydraConfig.instance().set_config(cfg)
     return cfg
 
 
 def run_eval(args: list[str], run_dir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "eval.py", *args, f"hydra.run.dir={run_dir}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=600, check=False, env=ONE_THREAD)
+    return subprocess.run(
+        [sys.executable, "eval.py", *args, f"hydra.run.dir={run_dir}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def sidd_like_blocks(shape: tuple[int, ...], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -93,8 +101,9 @@ def _skimage_scores(estimate: np.ndarray, clean: np.ndarray) -> dict[str, float]
     """Independent computation on uint8 (H, W, 3) arrays: TBSN's and AP-BSN's calls."""
     return {
         "psnr": peak_signal_noise_ratio(clean, estimate, data_range=255),
-        "ssim_gaussian": structural_similarity(estimate, clean, channel_axis=-1, gaussian_weights=True, sigma=1.5,
-                                               data_range=255),
+        "ssim_gaussian": structural_similarity(
+            estimate, clean, channel_axis=-1, gaussian_weights=True, sigma=1.5, data_range=255
+        ),
         "ssim_uniform": structural_similarity(estimate, clean, channel_axis=-1, data_range=255),
     }
 
@@ -104,17 +113,33 @@ def test_eval_on_sidd_format_blocks_matches_scikit_image_on_the_saved_outputs(ch
     blocks = tmp_path / "blocks.mat"
     scipy.io.savemat(blocks, {"ValidationNoisyBlocksSrgb": noisy, "ValidationGtBlocksSrgb": clean})
     run_dir = tmp_path / "run"
-    result = run_eval([f"ckpt_path={checkpoint}", "data=sidd_val", f"data.noisy_file={blocks}", "save_outputs=true",
-                       "panels=2", "inference.r3_passes=1"], run_dir)
+    result = run_eval(
+        [
+            f"ckpt_path={checkpoint}",
+            "data=sidd_val",
+            f"data.noisy_file={blocks}",
+            "save_outputs=true",
+            "panels=2",
+            "inference.r3_passes=1",
+        ],
+        run_dir,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
-    assert f"Run directory: {run_dir}" in output and "PSNR (dB): noisy" in output and "SSIM (uniform 7x7)" in output
+    assert (
+        f"Run directory: {run_dir}" in output
+        and "PSNR (dB): noisy" in output
+        and "SSIM (uniform 7x7)" in output
+    )
 
     results = json.loads((run_dir / "results.json").read_text())
     assert set(results["metrics"]) == set(results["baseline"]) == SRGB_KEYS
     assert results["images"] == 4 and results["inference"]["r3_passes"] == 1
     assert results["checkpoint"] == str(checkpoint.resolve()) and results["data"]["name"] == "sidd_val"
-    assert results["protocol"]["name"] == "srgb" and "gaussian_weights=True" in results["protocol"]["description"]
+    assert (
+        results["protocol"]["name"] == "srgb"
+        and "gaussian_weights=True" in results["protocol"]["description"]
+    )
     assert results["wall_time_s"] > 0
     rows = list(csv.DictReader((run_dir / "per_image.csv").read_text().splitlines()))
     assert [row["name"] for row in rows] == ["00_00", "00_01", "01_00", "01_01"]
@@ -137,8 +162,18 @@ def test_sidd_benchmark_submission_has_the_exact_keys_dtype_and_shape(checkpoint
     noisy, _ = sidd_like_blocks((2, 3, 32, 32, 3), seed=1)
     scipy.io.savemat(tmp_path / "BenchmarkNoisyBlocksSrgb.mat", {"BenchmarkNoisyBlocksSrgb": noisy})
     run_dir = tmp_path / "run"
-    results = evaluate(compose_eval([f"ckpt_path={checkpoint}", "data=sidd_bench", f"data.root={tmp_path}",
-                                     "save_outputs=true", "panels=0"], run_dir))
+    results = evaluate(
+        compose_eval(
+            [
+                f"ckpt_path={checkpoint}",
+                "data=sidd_bench",
+                f"data.root={tmp_path}",
+                "save_outputs=true",
+                "panels=0",
+            ],
+            run_dir,
+        )
+    )
     assert results["metrics"] is None and results["images"] == 6
 
     submitted = scipy.io.loadmat(run_dir / "submission" / "SubmitSrgb.mat")
@@ -160,16 +195,25 @@ def test_dnd_submission_bundles(checkpoint, tmp_path):
 
     write_dnd(tmp_path / "dnd", images=2, boxes=3, size=(64, 72), box=32)
     run_dir = tmp_path / "run"
-    results = evaluate(compose_eval([f"ckpt_path={checkpoint}", "data=dnd", f"data.root={tmp_path / 'dnd'}",
-                                     "panels=0"], run_dir))
+    results = evaluate(
+        compose_eval(
+            [f"ckpt_path={checkpoint}", "data=dnd", f"data.root={tmp_path / 'dnd'}", "panels=0"], run_dir
+        )
+    )
     assert results["submission"]["bundles"] == 2
     for image in (1, 2):
         bundle = scipy.io.loadmat(run_dir / "submission" / f"{image:04d}.mat")
-        assert sorted(key for key in bundle if not key.startswith("__")) == ["Idenoised", "eval_version", "israw"]
+        assert sorted(key for key in bundle if not key.startswith("__")) == [
+            "Idenoised",
+            "eval_version",
+            "israw",
+        ]
         crops = bundle["Idenoised"]
         assert crops.dtype == object and crops.shape == (1, 3)
         for crop in crops.ravel():
-            assert crop.shape == (32, 32, 3) and crop.dtype == np.float32 and 0 <= crop.min() <= crop.max() <= 1
+            assert (
+                crop.shape == (32, 32, 3) and crop.dtype == np.float32 and 0 <= crop.min() <= crop.max() <= 1
+            )
         assert not bundle["israw"].item() and bundle["eval_version"].item() == "1.0"
 
 
@@ -182,9 +226,20 @@ def test_demo_eval_uses_the_checkpoint_settings_unless_overridden(checkpoint, tm
     assert all(results["inference"][key] == value for key, value in saved.items())
     assert (tmp_path / "a" / "per_image.csv").is_file() and len(results["panels"]) == 1
 
-    results = evaluate(compose_eval([f"ckpt_path={checkpoint}", *small, "panels=0", "inference.tile_size=32",
-                                     "inference.tile_overlap=8",
-                                     "inference.self_ensemble=true", "inference.r3_passes=1"], tmp_path / "b"))
+    results = evaluate(
+        compose_eval(
+            [
+                f"ckpt_path={checkpoint}",
+                *small,
+                "panels=0",
+                "inference.tile_size=32",
+                "inference.tile_overlap=8",
+                "inference.self_ensemble=true",
+                "inference.r3_passes=1",
+            ],
+            tmp_path / "b",
+        )
+    )
     assert (results["inference"]["tile_size"], results["inference"]["self_ensemble"]) == (32, True)
 
 
@@ -192,12 +247,27 @@ def test_hsi_protocol_reports_mpsnr_mssim_sam_ergas(checkpoint, tmp_path):
     from denoise.data.fixtures import hsi_cube
 
     np.save(tmp_path / "cube.npy", hsi_cube(40, 44, bands=3))
-    results = evaluate(compose_eval([
-        f"ckpt_path={checkpoint}", "data=hsi", "noise=hsi_gaussian", f"data.files=[{tmp_path / 'cube.npy'}]",
-        f"data.test_files=[{tmp_path / 'cube.npy'}]", "data.bands=3", "data.crop_size=16", "panels=0",
-    ], tmp_path / "run"))
+    results = evaluate(
+        compose_eval(
+            [
+                f"ckpt_path={checkpoint}",
+                "data=hsi",
+                "noise=hsi_gaussian",
+                f"data.files=[{tmp_path / 'cube.npy'}]",
+                f"data.test_files=[{tmp_path / 'cube.npy'}]",
+                "data.bands=3",
+                "data.crop_size=16",
+                "panels=0",
+            ],
+            tmp_path / "run",
+        )
+    )
     assert results["protocol"]["name"] == "hsi"
-    assert set(results["metrics"]) == set(results["baseline"]) == {"mpsnr", "mssim", "sam_rad", "sam_deg", "ergas"}
+    assert (
+        set(results["metrics"])
+        == set(results["baseline"])
+        == {"mpsnr", "mssim", "sam_rad", "sam_deg", "ergas"}
+    )
     assert results["metrics"]["sam_deg"] == pytest.approx(np.degrees(results["metrics"]["sam_rad"]))
     assert results["baseline"]["mpsnr"] < 20  # sigma 50
 
@@ -218,8 +288,12 @@ def test_demo_checkpoint_on_the_shared_sidd_validation_blocks(checkpoint, tmp_pa
     blocks = SHARED_DATA / "sidd_samples" / "val_blocks.mat"
     if not blocks.is_file():
         pytest.skip("../shared/data/sidd_samples/val_blocks.mat is not present")
-    results = evaluate(compose_eval([f"ckpt_path={checkpoint}", "data=sidd_val", f"data.noisy_file={blocks}",
-                                     "limit=2", "panels=0"], tmp_path / "run"))
+    results = evaluate(
+        compose_eval(
+            [f"ckpt_path={checkpoint}", "data=sidd_val", f"data.noisy_file={blocks}", "limit=2", "panels=0"],
+            tmp_path / "run",
+        )
+    )
     rows = list(csv.DictReader((tmp_path / "run" / "per_image.csv").read_text().splitlines()))
     # Block PSNRs of the noisy input, as documented in shared/data/README.md.
     assert [round(float(row["noisy_psnr"]), 2) for row in rows] == [22.79, 30.15]

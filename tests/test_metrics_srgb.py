@@ -27,11 +27,15 @@ def test_both_ssim_variants_equal_scikit_image_on_uint8():
     clean, noisy = _pair()
     scores = srgb_image_metrics(_chw(noisy), _chw(clean))
     # TBSN's call (Gaussian, sigma 1.5) and AP-BSN's call (skimage defaults), on uint8 with data range 255.
-    tbsn = structural_similarity(noisy, clean, channel_axis=-1, gaussian_weights=True, sigma=1.5, data_range=255)
+    tbsn = structural_similarity(
+        noisy, clean, channel_axis=-1, gaussian_weights=True, sigma=1.5, data_range=255
+    )
     apbsn = structural_similarity(noisy, clean, channel_axis=-1, data_range=255)
     assert scores["ssim_gaussian"] == pytest.approx(tbsn, abs=1e-9)
     assert scores["ssim_uniform"] == pytest.approx(apbsn, abs=1e-9)
-    assert scores["ssim_gaussian"] != pytest.approx(scores["ssim_uniform"], abs=1e-3)  # they are different numbers
+    assert scores["ssim_gaussian"] != pytest.approx(
+        scores["ssim_uniform"], abs=1e-3
+    )  # they are different numbers
     assert scores["psnr"] == pytest.approx(peak_signal_noise_ratio(clean, noisy, data_range=255), abs=1e-9)
 
 
@@ -64,6 +68,10 @@ def test_psnr_is_per_image_then_averaged():
     clean_b = clean_a.copy()
     noisy_b = np.clip(clean_b.astype(int) + 2, 0, 255).astype(np.uint8)
     per_image = [psnr_hwc(n / 255.0, c / 255.0) for n, c in ((noisy_a, clean_a), (noisy_b, clean_b))]
-    pooled_mse = np.mean([np.mean((n / 255.0 - c / 255.0) ** 2) for n, c in ((noisy_a, clean_a), (noisy_b, clean_b))])
+    pooled_mse = np.mean(
+        [np.mean((n / 255.0 - c / 255.0) ** 2) for n, c in ((noisy_a, clean_a), (noisy_b, clean_b))]
+    )
     assert np.mean(per_image) != pytest.approx(10 * np.log10(1 / pooled_mse), abs=0.1)
-    assert per_image[1] == pytest.approx(10 * np.log10(255**2 / np.mean((noisy_b.astype(float) - clean_b) ** 2)))
+    assert per_image[1] == pytest.approx(
+        10 * np.log10(255**2 / np.mean((noisy_b.astype(float) - clean_b) ** 2))
+    )

@@ -17,7 +17,7 @@ from denoise.cli.predict import predict
 from denoise.data.io import probe_image, write_image
 from denoise.errors import ConfigError
 from tests.conftest import CONFIGS, REPO
-from tests.test_eval import ONE_THREAD, demo_checkpoint, one_thread  # noqa: F401 (one_thread: a fixture)
+from tests.test_eval import demo_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,9 @@ def compose_predict(overrides: list[str], run_dir: Path):
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
-        cfg = compose("predict", overrides=[*overrides, f"paths.output_dir={run_dir}"], return_hydra_config=True)
+        cfg = compose(
+            "predict", overrides=[*overrides, f"paths.output_dir={run_dir}"], return_hydra_config=True
+        )
     HydraConfig.instance().set_config(cfg)
     return cfg
 
@@ -52,32 +54,58 @@ def test_predict_folder_keeps_formats_and_skips_a_corrupt_file(checkpoint, tmp_p
     rgb16 = (_image(24, 40, seed=1).transpose(1, 2, 0) * 65535).astype(np.uint16)
     with open(source / "deep.png", "wb") as f:  # 16-bit RGB PNG
         png.Writer(40, 24, greyscale=False, bitdepth=16).write(f, rgb16.reshape(24, -1))
-    tifffile.imwrite(source / "scan16.tif", (_image(33, 28, seed=2).transpose(1, 2, 0) * 65535).astype(np.uint16),
-                     photometric="rgb")
-    tifffile.imwrite(source / "scan8.tif", (_image(20, 20, seed=3).transpose(1, 2, 0) * 255).astype(np.uint8),
-                     photometric="rgb")
-    Image.fromarray((_image(32, 48, seed=4).transpose(1, 2, 0) * 255).astype(np.uint8)).save(source / "shot.jpg")
+    tifffile.imwrite(
+        source / "scan16.tif",
+        (_image(33, 28, seed=2).transpose(1, 2, 0) * 65535).astype(np.uint16),
+        photometric="rgb",
+    )
+    tifffile.imwrite(
+        source / "scan8.tif",
+        (_image(20, 20, seed=3).transpose(1, 2, 0) * 255).astype(np.uint8),
+        photometric="rgb",
+    )
+    Image.fromarray((_image(32, 48, seed=4).transpose(1, 2, 0) * 255).astype(np.uint8)).save(
+        source / "shot.jpg"
+    )
     np.save(source / "array.npy", _image(26, 31, seed=5).astype(np.float32))  # (C, H, W) float
-    scipy.io.savemat(source / "cube.mat", {"img": (_image(30, 22, seed=6).transpose(1, 2, 0) * 255).astype(np.uint8)})
+    scipy.io.savemat(
+        source / "cube.mat", {"img": (_image(30, 22, seed=6).transpose(1, 2, 0) * 255).astype(np.uint8)}
+    )
     data = (source / "photo.png").read_bytes()
     (source / "broken.png").write_bytes(data[: len(data) // 2])  # truncated
     write_image(source / "grey.png", _image(20, 20, channels=1))  # wrong channel count for an RGB model
 
     result = subprocess.run(
-        [sys.executable, "predict.py", f"ckpt_path={checkpoint}", f"input={source}", f"output={output}",
-         "inference.tile_size=32", "inference.tile_overlap=8", f"hydra.run.dir={tmp_path / 'run'}"],
-        cwd=REPO, capture_output=True, text=True, timeout=600, check=False, env=ONE_THREAD,
+        [
+            sys.executable,
+            "predict.py",
+            f"ckpt_path={checkpoint}",
+            f"input={source}",
+            f"output={output}",
+            "inference.tile_size=32",
+            "inference.tile_overlap=8",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert result.returncode == 1, result.stderr[-3000:]
     assert "skipped broken.png" in result.stderr and "truncated PNG" in result.stderr
-    assert "grey.png: the image has 1 channels but the model takes 3" in result.stderr
+    assert "grey.png: the image has 1 channel(s) but the model takes 3" in result.stderr
     assert "Traceback" not in result.stderr
     assert "Denoised 7 of 9 file(s)" in result.stdout + result.stderr
 
     for name in ("photo.png", "deep.png", "scan16.tif", "scan8.tif", "shot.jpg", "array.npy"):
         before, after = probe_image(source / name), probe_image(output / name)
-        assert (after.format, after.dtype, after.shape, after.layout) == (before.format, before.dtype, before.shape,
-                                                                          before.layout), name
+        assert (after.format, after.dtype, after.shape, after.layout) == (
+            before.format,
+            before.dtype,
+            before.shape,
+            before.layout,
+        ), name
     assert probe_image(output / "deep.png").dtype == "uint16"
     written = scipy.io.loadmat(output / "cube.mat")
     assert written["img"].dtype == np.uint8 and written["img"].shape == (30, 22, 3)
@@ -87,8 +115,18 @@ def test_predict_folder_keeps_formats_and_skips_a_corrupt_file(checkpoint, tmp_p
 def test_predict_one_large_file_in_tiles(checkpoint, tmp_path):
     image = tmp_path / "big.png"
     write_image(image, _image(150, 131))
-    result = predict(compose_predict([f"ckpt_path={checkpoint}", f"input={image}", f"output={tmp_path / 'out'}",
-                                      "inference.tile_size=64", "inference.tile_overlap=16"], tmp_path / "run"))
+    result = predict(
+        compose_predict(
+            [
+                f"ckpt_path={checkpoint}",
+                f"input={image}",
+                f"output={tmp_path / 'out'}",
+                "inference.tile_size=64",
+                "inference.tile_overlap=16",
+            ],
+            tmp_path / "run",
+        )
+    )
     assert result["failed"] == {} and result["written"] == [str(tmp_path / "out" / "big.png")]
     out = np.asarray(Image.open(tmp_path / "out" / "big.png"))
     assert out.shape == (150, 131, 3) and out.dtype == np.uint8 and out.std() > 0
@@ -96,14 +134,26 @@ def test_predict_one_large_file_in_tiles(checkpoint, tmp_path):
 
 def test_predict_input_errors_are_one_line(checkpoint, tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
-        predict(compose_predict([f"ckpt_path={checkpoint}", f"input={tmp_path / 'none'}", f"output={tmp_path}"],
-                                tmp_path / "run"))
+        predict(
+            compose_predict(
+                [f"ckpt_path={checkpoint}", f"input={tmp_path / 'none'}", f"output={tmp_path}"],
+                tmp_path / "run",
+            )
+        )
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="no images"):
-        predict(compose_predict([f"ckpt_path={checkpoint}", f"input={tmp_path / 'empty'}", f"output={tmp_path}"],
-                                tmp_path / "run"))
+        predict(
+            compose_predict(
+                [f"ckpt_path={checkpoint}", f"input={tmp_path / 'empty'}", f"output={tmp_path}"],
+                tmp_path / "run",
+            )
+        )
     write_image(tmp_path / "a.png", _image(8, 8))
     (tmp_path / "file").write_text("x")
     with pytest.raises(ConfigError, match="is a file"):
-        predict(compose_predict([f"ckpt_path={checkpoint}", f"input={tmp_path / 'a.png'}",
-                                 f"output={tmp_path / 'file'}"], tmp_path / "run"))
+        predict(
+            compose_predict(
+                [f"ckpt_path={checkpoint}", f"input={tmp_path / 'a.png'}", f"output={tmp_path / 'file'}"],
+                tmp_path / "run",
+            )
+        )

@@ -17,16 +17,6 @@ from denoise.ops.tiling import blend_weights, tile_count, tile_spans, tiled_appl
 from tests.conftest import compose_net
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a shared 2-core machine, OpenMP threads spinning against other
-    processes make small networks 10-100x slower than one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _net(name: str, dtype=torch.float32, **overrides) -> torch.nn.Module:
     cfg = compose_net(name)
     for key, value in overrides.items():
@@ -41,8 +31,17 @@ def dbsn() -> torch.nn.Module:
     return _net("dbsn_small")
 
 
-@pytest.mark.parametrize("length,tile,overlap,align", [(150, 96, 48, 6), (1000, 512, 64, 32), (517, 128, 32, 8),
-                                                         (100, 40, 16, 2), (96, 96, 16, 32), (33, 8, 4, 2)])
+@pytest.mark.parametrize(
+    "length,tile,overlap,align",
+    [
+        (150, 96, 48, 6),
+        (1000, 512, 64, 32),
+        (517, 128, 32, 8),
+        (100, 40, 16, 2),
+        (96, 96, 16, 32),
+        (33, 8, 4, 2),
+    ],
+)
 def test_tile_spans_are_aligned_overlapping_and_cover(length, tile, overlap, align):
     spans = tile_spans(length, tile, overlap, align)
     assert spans[0][0] == 0 and spans[-1][1] == length
@@ -77,6 +76,26 @@ def test_tiled_network_equals_whole_image(dbsn):
     assert (misaligned - whole).abs().max() > 1e-5  # origins off the phase-3 grid change the result
 
 
+def test_large_batch_entries_go_one_call_each(dbsn):
+    """PD sub-images as large as a tile are run one per call: memory stays at one tile."""
+    x = torch.rand(4, 3, 40, 46)
+    sizes = []
+
+    def recording(t: torch.Tensor) -> torch.Tensor:
+        sizes.append(tuple(t.shape))
+        return dbsn(t)
+
+    with torch.no_grad():
+        out = tiled_apply(recording, x, tile=48, overlap=8, align=6)
+        whole = dbsn(x)
+    assert sizes == [(1, 3, 40, 46)] * 4 == [(1, 3, 40, 46)] * tile_count(40, 46, 48, 8, 6, batch=4)
+    assert (out - whole).abs().max() < 1e-5
+    sizes.clear()
+    with torch.no_grad():
+        tiled_apply(recording, x[..., :20, :20], tile=48, overlap=8, align=6)
+    assert sizes == [(4, 3, 20, 20)]  # small entries share a call
+
+
 def test_tiled_tbsn_equals_whole_image_with_aligned_origins():
     # TBSN without its global channel attention has a finite receptive field (radius 51 here);
     # tiles must start on its size multiple (8: two 2x down-samplings of the phase sub-images).
@@ -97,8 +116,12 @@ def test_tiled_protocol_equals_whole_image_protocol(dbsn, ensemble):
     with torch.no_grad():
         whole = blind_spot_denoise(dbsn, x, InferenceSettings(**base, tile_size=0))
         progress = []
-        tiled = blind_spot_denoise(dbsn, x, InferenceSettings(**base, tile_size=96, tile_overlap=48),
-                                   progress=lambda done, total: progress.append((done, total)))
+        tiled = blind_spot_denoise(
+            dbsn,
+            x,
+            InferenceSettings(**base, tile_size=96, tile_overlap=48),
+            progress=lambda done, total: progress.append((done, total)),
+        )
     assert tiled.shape == x.shape
     assert (tiled - whole).abs().max() < 1e-4
     assert progress[-1][0] == progress[-1][1] >= 3 * (8 if ensemble else 1)
@@ -150,6 +173,7 @@ def test_dihedral_transforms_invert_and_ensemble_of_identity_is_identity():
 
 def test_r3_with_a_seed_is_reproducible(dbsn):
     x = torch.rand(1, 3, 40, 44)
+
     def run(seed: int) -> torch.Tensor:
         return blind_spot_denoise(dbsn, x, InferenceSettings(r3_passes=2, r3_seed=seed))
 
@@ -169,13 +193,26 @@ def test_bf16_precision_runs_close_to_float32(dbsn):
 
 
 def test_inference_settings_are_validated_and_old_checkpoints_still_load():
-    saved = {"pd_factor": 2, "pd_layout": "batch", "pd_pad": 0, "r3_passes": 8, "r3_p": 0.16, "r3_seed": 0,
-             "r3_pad": 2}  # the inference block of a checkpoint written before the new keys
+    saved = {
+        "pd_factor": 2,
+        "pd_layout": "batch",
+        "pd_pad": 0,
+        "r3_passes": 8,
+        "r3_p": 0.16,
+        "r3_seed": 0,
+        "r3_pad": 2,
+    }  # the inference block of a checkpoint written before the new keys
     old = InferenceSettings(**saved)
     assert old.tile_size == 512 and old.self_ensemble is False and old.precision == "32"
     assert InferenceSettings(precision=32).precision == "32"
     assert InferenceSettings(precision="bf16-mixed").precision == "bf16"
-    for bad in ({"pd_factor": 0}, {"r3_p": 1.5}, {"precision": "fp8"}, {"tile_size": 64, "tile_overlap": 40},
-                {"pd_layout": "grid"}, {"self_ensemble": "yes"}):
+    for bad in (
+        {"pd_factor": 0},
+        {"r3_p": 1.5},
+        {"precision": "fp8"},
+        {"tile_size": 64, "tile_overlap": 40},
+        {"pd_layout": "grid"},
+        {"self_ensemble": "yes"},
+    ):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             InferenceSettings(**bad)

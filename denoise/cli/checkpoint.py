@@ -50,7 +50,11 @@ def load_model(ckpt_path: str | None, device: torch.device | str = "cpu"):
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:  # torch raises many types for a damaged file
         raise ConfigError(f"ckpt_path={ckpt_path}: not a readable checkpoint ({_short(error)})") from error
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
+    if (
+        not isinstance(checkpoint, dict)
+        or "state_dict" not in checkpoint
+        or "hyper_parameters" not in checkpoint
+    ):
         raise ConfigError(
             f"ckpt_path={ckpt_path}: not a checkpoint of this project (no state_dict and hyper_parameters); "
             f"expected a .ckpt written by train.py"
@@ -63,12 +67,14 @@ def load_model(ckpt_path: str | None, device: torch.device | str = "cpu"):
     except UserInputError:
         raise
     except Exception as error:
-        raise ConfigError(f"ckpt_path={ckpt_path}: cannot rebuild the model from it ({_short(error)})") from error
+        raise ConfigError(
+            f"ckpt_path={ckpt_path}: cannot rebuild the model from it ({_short(error)})"
+        ) from error
     return model.to(device).eval()
 
 
 def network_config(model) -> dict:
-    """The saved config of the model's network (``net`` of a blind-spot module, ``student`` of a distilled one)."""
+    """The saved config of the model's network (``net``; ``student`` of a distilled module)."""
     return dict(model.hparams.get("net") or model.hparams.get("student") or {})
 
 
@@ -87,7 +93,8 @@ def inference_settings(saved: InferenceSettings, overrides: Mapping | DictConfig
     unknown = sorted(set(values) - set(InferenceSettings.keys()))
     if unknown:
         raise ConfigError(
-            f"inference.{unknown[0]} is not an inference setting; the settings are {', '.join(InferenceSettings.keys())}"
+            f"inference.{unknown[0]} is not an inference setting; "
+            f"the settings are {', '.join(InferenceSettings.keys())}"
         )
     return dataclasses.replace(saved, **values)
 
@@ -103,8 +110,12 @@ def settings_summary(settings: InferenceSettings) -> str:
     return ", ".join(parts)
 
 
-def denoise_with_progress(model, noisy: torch.Tensor, settings: InferenceSettings,
-                          progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+def denoise_with_progress(
+    model,
+    noisy: torch.Tensor,
+    settings: InferenceSettings,
+    progress: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
     """``model.denoise(noisy, settings)``, reporting ``progress(done, total)`` network calls (tiles)
     where the model's ``denoise`` accepts it or is BlindSpotModule's own protocol."""
     if progress is not None and "progress" in inspect.signature(model.denoise).parameters:

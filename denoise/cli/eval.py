@@ -53,16 +53,27 @@ PROTOCOLS = {"srgb": SRGB_PROTOCOL, "hsi": HSI_PROTOCOL + "; SAM also in degrees
 METRICS = {"srgb": SRGB_METRICS, "hsi": ("mpsnr", "mssim", "sam_rad", "sam_deg", "ergas")}
 SUBMISSIONS = ("auto", "sidd", "dnd", "none")
 LABELS = {
-    "psnr": "PSNR (dB)", "ssim_gaussian": "SSIM (Gaussian 11x11, sigma 1.5)", "ssim_uniform": "SSIM (uniform 7x7)",
-    "mpsnr": "MPSNR (dB)", "mssim": "MSSIM", "sam_rad": "SAM (rad)", "sam_deg": "SAM (deg)", "ergas": "ERGAS",
+    "psnr": "PSNR (dB)",
+    "ssim_gaussian": "SSIM (Gaussian 11x11, sigma 1.5)",
+    "ssim_uniform": "SSIM (uniform 7x7)",
+    "mpsnr": "MPSNR (dB)",
+    "mssim": "MSSIM",
+    "sam_rad": "SAM (rad)",
+    "sam_deg": "SAM (deg)",
+    "ergas": "ERGAS",
 }
 
 
 def hsi_image_metrics(estimate: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
     """MPSNR, MSSIM, SAM (rad, deg) and ERGAS of one (C, H, W) image (denoise.metrics.hsi)."""
     x, y = estimate[None].clamp(0, 1), reference[None]
-    return {"mpsnr": mpsnr(x, y).item(), "mssim": mssim(x, y).item(), "sam_rad": sam_radians(x, y).item(),
-            "sam_deg": sam_degrees(x, y).item(), "ergas": ergas(x, y).item()}
+    return {
+        "mpsnr": mpsnr(x, y).item(),
+        "mssim": mssim(x, y).item(),
+        "sam_rad": sam_radians(x, y).item(),
+        "sam_deg": sam_degrees(x, y).item(),
+        "ergas": ergas(x, y).item(),
+    }
 
 
 def choose_protocol(name: str, model, datamodule) -> str:
@@ -104,18 +115,27 @@ class SubmissionWriter:
         if kind not in SUBMISSIONS:
             raise ConfigError(f"submission={kind}: expected one of {', '.join(SUBMISSIONS)} (or false)")
         if kind == "auto":
-            kind = ("sidd" if isinstance(datamodule, SIDDBenchmarkDataModule)
-                    else "dnd" if isinstance(datamodule, DNDDataModule) else "none")
+            kind = (
+                "sidd"
+                if isinstance(datamodule, SIDDBenchmarkDataModule)
+                else "dnd"
+                if isinstance(datamodule, DNDDataModule)
+                else "none"
+            )
         self.kind, self.folder = kind, folder
         grid = getattr(datamodule, "grid", None)
         self.sidd = SIDDSubmission(tuple(grid) if grid else None) if kind == "sidd" else None
         self.dnd = DNDSubmission(folder) if kind == "dnd" else None
 
-    def add(self, index: tuple[int, ...] | None, name: str, estimate: torch.Tensor, denoised: torch.Tensor) -> None:
+    def add(
+        self, index: tuple[int, ...] | None, name: str, estimate: torch.Tensor, denoised: torch.Tensor
+    ) -> None:
         if self.kind == "none":
             return
         if index is None or len(index) != 2:
-            raise DataError(f"{name}: a {self.kind} submission needs each image's (n, k) index from the datamodule")
+            raise DataError(
+                f"{name}: a {self.kind} submission needs each image's (n, k) index from the datamodule"
+            )
         if self.sidd is not None:
             block = np.round(estimate.permute(1, 2, 0).numpy() * 255.0).astype(np.uint8)
             self.sidd.add(index, block)
@@ -146,16 +166,24 @@ def evaluate(cfg: DictConfig) -> dict:
     channels = model_channels(model)
     data_channels = getattr(datamodule, "in_channels", None)
     if channels is not None and data_channels is not None and int(data_channels) != channels:
-        raise DataError(f"the data have {data_channels} channels but the checkpoint's network takes {channels} "
-                        f"(model.net.in_ch={channels}); evaluate it on data with {channels} channels")
+        raise DataError(
+            f"the data have {data_channels} channels but the checkpoint's network takes {channels} "
+            f"(model.net.in_ch={channels}); evaluate it on data with {channels} channels"
+        )
     protocol = choose_protocol(str(cfg.get("protocol") or "auto"), model, datamodule)
     submission_kind = cfg.get("submission", "auto")
-    submission = SubmissionWriter("none" if submission_kind in (False, None) else str(submission_kind),
-                                  datamodule, run_dir / "submission")
+    submission = SubmissionWriter(
+        "none" if submission_kind in (False, None) else str(submission_kind),
+        datamodule,
+        run_dir / "submission",
+    )
     limit, panels = cfg.get("limit"), int(cfg.get("panels") or 0)
     outputs_dir = run_dir / "outputs" if cfg.get("save_outputs") else None
     name = data_choice(cfg)
-    log.info(f"Evaluating {cfg.ckpt_path} on {name} ({protocol} protocol; {settings_summary(settings)}) on {device}")
+    log.info(
+        f"Evaluating {cfg.ckpt_path} on {name} ({protocol} protocol; {settings_summary(settings)}) "
+        f"on {device}"
+    )
 
     rows, panel_paths, seen = [], [], 0
     loader = evaluation_loader(datamodule)
@@ -175,8 +203,12 @@ def evaluate(cfg: DictConfig) -> dict:
             image_name = str(batch["name"][b]) if "name" in batch else str(seen)
             index = tuple(int(v) for v in batch["index"][b]) if "index" in batch else None
             estimate = quantize_8bit(denoised[b]) if protocol == "srgb" else denoised[b].clamp(0, 1)
-            row = {"image": seen, "name": image_name, "index": "_".join(map(str, index)) if index else "",
-                   "seconds": round(seconds, 4)}
+            row = {
+                "image": seen,
+                "name": image_name,
+                "index": "_".join(map(str, index)) if index else "",
+                "seconds": round(seconds, 4),
+            }
             clean = batch["clean"][b] if "clean" in batch else None
             if clean is not None:
                 clean = clean.float()
@@ -209,13 +241,19 @@ def evaluate(cfg: DictConfig) -> dict:
     keys = METRICS[protocol]
     scored = [row for row in rows if keys[0] in row]
     metrics = {key: float(np.mean([row[key] for row in scored])) for key in keys} if scored else None
-    baseline = {key: float(np.mean([row[f"noisy_{key}"] for row in scored])) for key in keys} if scored else None
+    baseline = (
+        {key: float(np.mean([row[f"noisy_{key}"] for row in scored])) for key in keys} if scored else None
+    )
     results = {
         "checkpoint": str(Path(str(cfg.ckpt_path)).resolve()),
         "data": {"name": name, "config": OmegaConf.to_container(cfg.data, resolve=True)},
         "protocol": {"name": protocol, "description": PROTOCOLS[protocol]},
-        "model": {"class": type(model).__name__, "net": network_config(model).get("_target_"),
-                  "val_protocol": getattr(model, "val_protocol", None), "data_scale": getattr(model, "data_scale", None)},
+        "model": {
+            "class": type(model).__name__,
+            "net": network_config(model).get("_target_"),
+            "val_protocol": getattr(model, "val_protocol", None),
+            "data_scale": getattr(model, "data_scale", None),
+        },
         "inference": dataclasses.asdict(settings),
         "device": str(device),
         "images": len(rows),
@@ -246,15 +284,20 @@ def _write_rows(path: Path, rows: list[dict]) -> None:
 def _print_summary(run_dir: Path, results: dict) -> None:
     lines = [
         f"Run directory: {run_dir}",
-        (f"Evaluated {results['images']} images of {results['data']['name']} in {results['wall_time_s']:.1f} s "
-         f"({results['seconds_per_image']:.3f} s per image; {results['protocol']['name']} protocol)"),
+        (
+            f"Evaluated {results['images']} images of {results['data']['name']} "
+            f"in {results['wall_time_s']:.1f} s "
+            f"({results['seconds_per_image']:.3f} s per image; {results['protocol']['name']} protocol)"
+        ),
     ]
     if results["metrics"]:
         for key, value in results["metrics"].items():
             noisy = results["baseline"][key]
             precision = 2 if "psnr" in key or key in ("ergas", "sam_deg") else 4
-            lines.append(f"{LABELS[key]}: noisy {noisy:.{precision}f} -> denoised {value:.{precision}f} "
-                         f"({value - noisy:+.{precision}f})")
+            lines.append(
+                f"{LABELS[key]}: noisy {noisy:.{precision}f} -> denoised {value:.{precision}f} "
+                f"({value - noisy:+.{precision}f})"
+            )
     else:
         lines.append("No clean references: no metrics (outputs and submission only)")
     lines.append(f"Results: {run_dir / 'results.json'} and {run_dir / 'per_image.csv'}")

@@ -62,12 +62,15 @@ def probe_mat(path: Path, key: str | None) -> MatInfo:
 def read_mat_image(info: MatInfo) -> tuple[torch.Tensor, MatInfo]:
     array = read_mat(info.path, info.key)
     if array.dtype.kind not in "uif":
-        raise DataError(f"{info.path}: variable {info.key!r} is {array.dtype}; expected integer or float samples")
+        raise DataError(
+            f"{info.path}: variable {info.key!r} is {array.dtype}; expected integer or float samples"
+        )
     scale = float(np.iinfo(array.dtype).max) if array.dtype.kind in "ui" else 1.0
     chw = array[None] if array.ndim == 2 else (array if info.layout == "chw" else array.transpose(2, 0, 1))
     tensor = torch.from_numpy(np.array(chw, dtype=np.float32)) / scale
-    return tensor, MatInfo(info.path, info.key, str(array.dtype), info.layout, info.channels, info.height,
-                           info.width, info.ndim)
+    return tensor, MatInfo(
+        info.path, info.key, str(array.dtype), info.layout, info.channels, info.height, info.width, info.ndim
+    )
 
 
 def write_mat_image(path: Path, image: torch.Tensor, info: MatInfo) -> Path:
@@ -94,8 +97,10 @@ def input_files(source: str | None, recursive: bool) -> tuple[Path, list[Path]]:
     pattern = "**/*" if recursive else "*"
     files = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in SUFFIXES)
     if not files:
-        raise ConfigError(f"input={source}: no images ({', '.join(SUFFIXES)}) in this folder"
-                          + ("" if recursive else "; recursive=true looks into sub-folders"))
+        raise ConfigError(
+            f"input={source}: no images ({', '.join(SUFFIXES)}) in this folder"
+            + ("" if recursive else "; recursive=true looks into sub-folders")
+        )
     return path, files
 
 
@@ -112,7 +117,10 @@ def predict(cfg: DictConfig) -> dict:
     model = load_model(cfg.get("ckpt_path"), device)
     settings = inference_settings(model.inference, cfg.get("inference"))
     channels = model_channels(model)
-    log.info(f"Denoising {len(files)} file(s) from {cfg.input} into {output} on {device} ({settings_summary(settings)})")
+    log.info(
+        f"Denoising {len(files)} file(s) from {cfg.input} into {output} on {device} "
+        f"({settings_summary(settings)})"
+    )
 
     written, failed = [], {}
     files_bar = tqdm(files, desc="files", unit="file", disable=None)
@@ -130,7 +138,9 @@ def predict(cfg: DictConfig) -> dict:
                 raise DataError(f"{path}: the output would overwrite the input; choose another output folder")
             image, info = _read(path, cfg.get("mat_key"), channels)
             tiles_bar.reset()
-            denoised = denoise_with_progress(model, image[None].to(device), settings, on_tile)[0].float().cpu()
+            denoised = (
+                denoise_with_progress(model, image[None].to(device), settings, on_tile)[0].float().cpu()
+            )
             _write(target, denoised, info)
             written.append(str(target))
         except DataError as error:
@@ -153,8 +163,10 @@ def _read(path: Path, mat_key: str | None, channels: int | None) -> tuple[torch.
     else:
         info = probe_image(path)
     if channels is not None and info.channels != channels:
-        raise DataError(f"{path}: the image has {info.channels} channels but the model takes {channels} "
-                        f"(model.net.in_ch={channels})")
+        raise DataError(
+            f"{path}: the image has {info.channels} channel(s) but the model takes {channels} "
+            f"(model.net.in_ch={channels})"
+        )
     if isinstance(info, MatInfo):
         return read_mat_image(info)
     return read_image(path)

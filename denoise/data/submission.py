@@ -40,7 +40,9 @@ def write_sidd_submission(blocks: np.ndarray, folder: str | Path) -> dict[str, P
     """``SubmitSrgb.mat`` and ``SubmitSrgb.csv`` of uint8 (N, K, H, W, 3) ``blocks`` in ``folder``."""
     blocks = np.asarray(blocks)
     if blocks.dtype != np.uint8 or blocks.ndim != 5 or blocks.shape[-1] != 3:
-        raise DataError(f"SIDD submission: expected uint8 blocks (N, K, H, W, 3), got {blocks.dtype} {blocks.shape}")
+        raise DataError(
+            f"SIDD submission: expected uint8 blocks (N, K, H, W, 3), got {blocks.dtype} {blocks.shape}"
+        )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     mat_path, csv_path = folder / SIDD_MAT, folder / SIDD_CSV
@@ -66,7 +68,9 @@ class SIDDSubmission:
         """``block``: (H, W, 3) uint8."""
         block = np.asarray(block)
         if block.dtype != np.uint8 or block.ndim != 3 or block.shape[-1] != 3:
-            raise DataError(f"SIDD submission: block {index} is {block.dtype} {block.shape}; expected uint8 (H, W, 3)")
+            raise DataError(
+                f"SIDD submission: block {index} is {block.dtype} {block.shape}; expected uint8 (H, W, 3)"
+            )
         self.blocks[(int(index[0]), int(index[1]))] = block
 
     def write(self, folder: str | Path) -> dict[str, Path]:
@@ -79,18 +83,23 @@ class SIDDSubmission:
             blocks[n, k] = block
         missing = grid[0] * grid[1] - len(self.blocks)
         if missing:
-            warnings.warn(f"SIDD submission: {missing} of {grid[0] * grid[1]} blocks were not denoised (left 0)",
-                          stacklevel=2)
+            warnings.warn(
+                f"SIDD submission: {missing} of {grid[0] * grid[1]} blocks were not denoised (left 0)",
+                stacklevel=2,
+            )
         return write_sidd_submission(blocks, folder)
 
 
 def write_dnd_bundle(folder: str | Path, image: int, crops: list[np.ndarray]) -> Path:
-    """``%04d.mat`` (``image`` 0-based) with ``Idenoised`` (cell of the crops), ``israw``, ``eval_version``."""
+    """``%04d.mat`` (``image`` 0-based): ``Idenoised`` (a cell of the crops), ``israw``, ``eval_version``."""
     cell = np.empty((len(crops),), dtype=object)
     for i, crop in enumerate(crops):
         crop = np.asarray(crop)
         if crop.ndim != 3 or crop.shape[-1] != 3:
-            raise DataError(f"DND submission: crop {i + 1} of image {image + 1} has shape {crop.shape}; expected (H, W, 3)")
+            raise DataError(
+                f"DND submission: crop {i + 1} of image {image + 1} has shape {crop.shape}; "
+                "expected (H, W, 3)"
+            )
         cell[i] = np.clip(crop, 0, 1).astype(np.float32)
     path = Path(folder) / f"{image + 1:04d}.mat"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -122,8 +131,10 @@ class DNDSubmission:
             return
         boxes = sorted(self.crops)
         if boxes != list(range(len(boxes))):
-            raise DataError(f"DND submission: image {self.current + 1} has boxes {[b + 1 for b in boxes]}; "
-                            f"expected 1..{len(boxes)} in order")
+            raise DataError(
+                f"DND submission: image {self.current + 1} has boxes {[b + 1 for b in boxes]}; "
+                f"expected 1..{len(boxes)} in order"
+            )
         self.written.append(write_dnd_bundle(self.folder, self.current, [self.crops[b] for b in boxes]))
         self.crops = {}
 

@@ -28,7 +28,8 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 
 SRGB_PROTOCOL = (
     "8-bit rounding (floor(x*255+0.5)) and clipping; per-image PSNR (data range 1) averaged over images; "
-    "SSIM as skimage.metrics.structural_similarity(data_range=1, channel_axis=-1) averaged over images, in two "
+    "SSIM as skimage.metrics.structural_similarity(data_range=1, channel_axis=-1) averaged over images, "
+    "in two "
     "variants: ssim_gaussian (gaussian_weights=True, sigma=1.5: 11x11, TBSN) and ssim_uniform (7x7 uniform "
     "window, skimage default: AP-BSN)"
 )
@@ -81,11 +82,14 @@ def ssim_hwc(x: np.ndarray, reference: np.ndarray, variant: str) -> float:
     """scikit-image SSIM of (H, W, C) arrays in [0, 1] in the named variant (see the module docstring)."""
     if variant not in SSIM_VARIANTS:
         raise ValueError(f"unknown SSIM variant {variant!r}; choose from {', '.join(SSIM_VARIANTS)}")
-    return float(structural_similarity(x, reference, channel_axis=-1, data_range=1.0, **SSIM_VARIANTS[variant]))
+    return float(
+        structural_similarity(x, reference, channel_axis=-1, data_range=1.0, **SSIM_VARIANTS[variant])
+    )
 
 
-def srgb_image_metrics(estimate: torch.Tensor | np.ndarray, reference: torch.Tensor | np.ndarray,
-                       quantize: bool = True) -> dict[str, float]:
+def srgb_image_metrics(
+    estimate: torch.Tensor | np.ndarray, reference: torch.Tensor | np.ndarray, quantize: bool = True
+) -> dict[str, float]:
     """``psnr``, ``ssim_gaussian``, ``ssim_uniform`` of one image against its reference.
 
     ``estimate`` is rounded to 8-bit levels and clipped first (``quantize=False`` when it

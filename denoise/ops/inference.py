@@ -17,10 +17,10 @@ operations (a reshape, a random mask, an average) whose cost is a few image-size
 network is what needs memory. Running PD and R3 on the whole image and tiling only the network
 keeps the R3 masks exactly those of the untiled run (drawn for the whole image from the seed),
 so the tiled protocol equals the untiled one wherever the tiled network equals the network
-(``tests/test_tiling.py``). The PD pass tiles each of the f*f sub-images with ``tile_size / f``
-pixels (at least ``2 * tile_overlap``), so every pass holds about ``tile_size**2`` network pixels
-at a time. Self-ensemble sits outside the tiling so that each transformed image is tiled on its
-own aligned grid, which keeps it exact too.
+(``tests/test_tiling.py``). Every network call holds about ``tile_size**2`` pixels: the PD pass
+runs its f*f sub-images one call each when they are that large (tiled when larger), several per
+call when smaller, so memory is the same in every pass. Self-ensemble sits outside the tiling so
+that each transformed image is tiled on its own aligned grid, which keeps it exact too.
 
 Padding: the networks pad to their own size multiple inside (parity-preserving reflection). For
 PD this function pads to a multiple of f itself with copies that land in a *different*
@@ -41,7 +41,7 @@ from denoise.errors import ConfigError
 from denoise.ops.ensemble import TRANSFORMS, self_ensemble
 from denoise.ops.pd import LAYOUTS, pd_down, pd_up
 from denoise.ops.r3 import r3_refine
-from denoise.ops.tiling import round_up, tile_count, tiled_apply
+from denoise.ops.tiling import tile_count, tiled_apply
 
 PRECISIONS = ("32", "bf16")
 Network = Callable[[torch.Tensor], torch.Tensor]
@@ -64,7 +64,9 @@ class InferenceSettings:
 
     def __post_init__(self):
         precision = str(self.precision).lower().removesuffix("-mixed").removesuffix("-true")
-        object.__setattr__(self, "precision", {"32": "32", "bf16": "bf16", "bfloat16": "bf16"}.get(precision, precision))
+        object.__setattr__(
+            self, "precision", {"32": "32", "bf16": "bf16", "bfloat16": "bf16"}.get(precision, precision)
+        )
         problems = []
         if not _is_int(self.pd_factor) or self.pd_factor < 1:
             problems.append(f"pd_factor={self.pd_factor!r} (expected an integer >= 1)")
@@ -138,8 +140,14 @@ def pad_for_pd(x: torch.Tensor, factor: int) -> torch.Tensor:
 class NetworkPass:
     """One network pass of the protocol: precision, tiling and self-ensemble around ``net``."""
 
-    def __init__(self, net: Network, settings: InferenceSettings, tile: int | None, align: int,
-                 progress: Callable[[int], None] | None = None):
+    def __init__(
+        self,
+        net: Network,
+        settings: InferenceSettings,
+        tile: int | None,
+        align: int,
+        progress: Callable[[int], None] | None = None,
+    ):
         self.net, self.settings, self.tile, self.align, self.progress = net, settings, tile, align, progress
 
     def _precise(self, x: torch.Tensor) -> torch.Tensor:
@@ -156,22 +164,14 @@ class NetworkPass:
             return self_ensemble(self._tiled, x)
         return self._tiled(x)
 
-    def calls(self, height: int, width: int) -> int:
-        """Network calls this pass makes on a (height, width) input."""
-        per_transform = [tile_count(height, width, self.tile, self.settings.tile_overlap, self.align)]
+    def calls(self, batch: int, height: int, width: int) -> int:
+        """Network calls this pass makes on a (batch, C, height, width) input."""
+        overlap = self.settings.tile_overlap
+        per_transform = [tile_count(height, width, self.tile, overlap, self.align, batch)]
         if self.settings.self_ensemble:  # odd quarter turns swap height and width
-            per_transform.append(tile_count(width, height, self.tile, self.settings.tile_overlap, self.align))
+            per_transform.append(tile_count(width, height, self.tile, overlap, self.align, batch))
             return TRANSFORMS // 2 * sum(per_transform)
         return per_transform[0]
-
-
-def pd_tile_size(settings: InferenceSettings, align: int) -> int | None:
-    """Tile side on the PD sub-images: ``tile_size / f`` (batch layout), at least twice the overlap."""
-    if not settings.tile_size:
-        return None
-    if settings.pd_layout != "batch" or settings.pd_factor == 1:
-        return settings.tile_size
-    return round_up(max(settings.tile_size // settings.pd_factor, 2 * settings.tile_overlap, align), align)
 
 
 def blind_spot_denoise(
@@ -186,16 +186,19 @@ def blind_spot_denoise(
     counter = _Counter(progress)
     padded = pad_for_pd(noisy, factor)
     subs = pd_down(padded, factor, settings.pd_layout, settings.pd_pad)
-    pd_pass = NetworkPass(net, settings, pd_tile_size(settings, align), align, counter)
-    full_pass = NetworkPass(net, settings, settings.tile_size or None, align, counter)
-    pad = settings.r3_pad
-    counter.total = pd_pass.calls(*subs.shape[-2:]) + settings.r3_passes * full_pass.calls(height + 2 * pad, width + 2 * pad)
+    network_pass = NetworkPass(net, settings, settings.tile_size or None, align, counter)
+    pad, batch = settings.r3_pad, noisy.shape[0]
+    counter.total = network_pass.calls(
+        subs.shape[0], *subs.shape[-2:]
+    ) + settings.r3_passes * network_pass.calls(batch, height + 2 * pad, width + 2 * pad)
 
-    first_pass = pd_up(pd_pass(subs), factor, padded.shape[-2:], settings.pd_layout, settings.pd_pad)
+    first_pass = pd_up(network_pass(subs), factor, padded.shape[-2:], settings.pd_layout, settings.pd_pad)
     first_pass = first_pass[..., :height, :width]
     if settings.r3_passes == 0:
         return first_pass
-    return r3_refine(full_pass, noisy, first_pass, settings.r3_passes, settings.r3_p, settings.r3_seed, pad)
+    return r3_refine(
+        network_pass, noisy, first_pass, settings.r3_passes, settings.r3_p, settings.r3_seed, pad
+    )
 
 
 class _Counter:

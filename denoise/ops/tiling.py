@@ -2,7 +2,9 @@
 
 ``tiled_apply(net, x, tile, overlap, align)`` cuts the spatial plane of ``x`` into tiles of
 ``tile`` pixels (the last one on each axis up to ``align - 1`` larger, so it ends exactly at the
-border), runs ``net`` on each and blends the results.
+border), runs ``net`` on each and blends the results. A network call holds about ``tile**2``
+pixels: batch entries (the PD sub-images) go one call each when a whole entry is that large,
+several per call when they are smaller, and a tile is never shared between batch entries.
 
 Three rules make the result equal to ``net(x)`` rather than an approximation of it:
 
@@ -46,7 +48,9 @@ def tile_spans(length: int, tile: int, overlap: int, align: int = 1) -> list[tup
     to a multiple of ``align`` and to at least ``overlap + align``.
     """
     if tile < 1 or overlap < 0 or align < 1:
-        raise ValueError(f"tile_spans: need tile >= 1, overlap >= 0, align >= 1; got {tile}, {overlap}, {align}")
+        raise ValueError(
+            f"tile_spans: need tile >= 1, overlap >= 0, align >= 1; got {tile}, {overlap}, {align}"
+        )
     tile = round_up(max(tile, overlap + align), align)  # room for a stride of at least ``align``
     last = (max(length - tile, 0) // align) * align
     if last == 0:
@@ -86,11 +90,25 @@ def blend_weights(spans: list[tuple[int, int]], length: int, overlap: int) -> li
     return [profile / total[start:stop] for (start, stop), profile in zip(spans, profiles)]
 
 
-def tile_count(height: int, width: int, tile: int | None, overlap: int, align: int = 1) -> int:
-    """How many network calls :func:`tiled_apply` makes for a (height, width) input."""
+def batch_chunk(batch: int, height: int, width: int, tile: int | None) -> int:
+    """Batch entries per network call: as many (height, width) entries as fit in ``tile**2`` pixels (>= 1)."""
+    if not tile:
+        return batch
+    return max(1, min(batch, (tile * tile) // max(height * width, 1)))
+
+
+def tile_count(
+    height: int, width: int, tile: int | None, overlap: int, align: int = 1, batch: int = 1
+) -> int:
+    """How many network calls :func:`tiled_apply` makes for a (batch, height, width) input."""
     if not tile:
         return 1
-    return len(tile_spans(height, tile, overlap, align)) * len(tile_spans(width, tile, overlap, align))
+    rows, cols = tile_spans(height, tile, overlap, align), tile_spans(width, tile, overlap, align)
+    calls = 0
+    for top, bottom in rows:
+        for left, right in cols:
+            calls += math.ceil(batch / batch_chunk(batch, bottom - top, right - left, tile))
+    return calls
 
 
 def tiled_apply(
@@ -110,19 +128,27 @@ def tiled_apply(
     rows = tile_spans(height, tile, overlap, align) if tile else [(0, height)]
     cols = tile_spans(width, tile, overlap, align) if tile else [(0, width)]
     if len(rows) == 1 and len(cols) == 1:
-        out = net(x)
-        if progress is not None:
-            progress(1)
-        return out
+        return _batched(net, x, batch_chunk(x.shape[0], height, width, tile), progress)
     row_weights, col_weights = blend_weights(rows, height, overlap), blend_weights(cols, width, overlap)
     out = None
     for (top, bottom), row_weight in zip(rows, row_weights):
         for (left, right), col_weight in zip(cols, col_weights):
-            piece = net(x[..., top:bottom, left:right])
+            chunk = batch_chunk(x.shape[0], bottom - top, right - left, tile)
+            piece = _batched(net, x[..., top:bottom, left:right], chunk, progress)
             if out is None:
                 out = piece.new_zeros(*piece.shape[:-2], height, width)
             weight = torch.outer(row_weight, col_weight).to(device=piece.device, dtype=piece.dtype)
             out[..., top:bottom, left:right] += piece * weight
-            if progress is not None:
-                progress(1)
     return out
+
+
+def _batched(
+    net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chunk: int, progress: Progress | None
+) -> torch.Tensor:
+    """``net(x)`` in batch chunks of ``chunk`` entries."""
+    pieces = []
+    for start in range(0, x.shape[0], chunk):
+        pieces.append(net(x[start : start + chunk]))
+        if progress is not None:
+            progress(1)
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
