@@ -13,7 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 # with other processes spin against each other and run 5-100x slower than one.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
+import torch
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
@@ -24,10 +24,15 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 def compose_train(overrides: list[str], run_dir: Path):
     """The composed train config as `python train.py <overrides>` would see it, run dir ``run_dir``."""
+    return compose_entry("train", overrides, run_dir)
+
+
+def compose_entry(name: str, overrides: list[str], run_dir: Path):
+    """The composed config of an entry point (train, eval, predict) with run dir ``run_dir``."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
         cfg = compose(
-            "train",
+            name,
             overrides=[*overrides, f"paths.output_dir={run_dir}", f"paths.log_dir={run_dir}/logs"],
             return_hydra_config=True,
         )

@@ -30,15 +30,6 @@ FAMILIES = ("mwsa", "mdta", "gcsa", "msda", "bra", "cafm", "msfn", "mdaf")
 SIZE = (36, 52)  # not powers of two, and not multiples of the nets' size_multiple: padding is exercised
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small inputs gain little from threads; on a shared 2-core machine a second one mostly waits."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def compose_config(group: str, name: str):
     GlobalHydra.instance().clear()  # another test may have left Hydra initialised
     with initialize_config_dir(str(CONFIGS / group), version_base="1.3"):

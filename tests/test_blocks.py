@@ -28,16 +28,6 @@ PHASE_ONLY = ("mdta", "bra", "cafm")
 TINY = BlockSpec(dim=6, head_dim=2, channel_heads=2, window_heads=2, window=8, regions=2, topk=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny inputs gain nothing from threads; on a shared 2-core machine a second thread only adds
-    synchronisation waits (measured 5-100x slower per op under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def block(name: str, spec: BlockSpec = TINY, dtype=torch.float64) -> torch.nn.Module:
     torch.manual_seed(0)
     return build_block(name, spec).to(dtype)

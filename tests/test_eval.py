@@ -14,15 +14,12 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from denoise.cli.eval import evaluate
 from denoise.errors import ConfigError
-from tests.conftest import CONFIGS, REPO, SHARED_DATA
+from tests.conftest import REPO, SHARED_DATA, compose_entry
 
 SRGB_KEYS = {"psnr", "ssim_gaussian", "ssim_uniform"}
 
@@ -60,15 +57,7 @@ def checkpoint(tmp_path_factory) -> Path:
 
 def compose_eval(overrides: list[str], run_dir: Path):
     """The composed eval config as `python eval.py <overrides>` would see it, run dir ``run_dir``."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
-        cfg = compose(
-            "eval",
-            overrides=[*overrides, f"paths.output_dir={run_dir}", f"paths.log_dir={run_dir}/logs"],
-            return_hydra_config=True,
-        )
-    HydraConfig.instance().set_config(cfg)
-    return cfg
+    return compose_entry("eval", overrides, run_dir)
 
 
 def run_eval(args: list[str], run_dir: Path) -> subprocess.CompletedProcess:
