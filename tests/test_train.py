@@ -91,6 +91,12 @@ def test_seed_zero_is_honoured(tmp_path):
     assert losses[0] == losses[1]
 
 
+def test_no_logger_with_the_default_callbacks_still_saves_checkpoints(tmp_path):
+    cfg = compose_train(["debug=fast", "logger=none"], tmp_path)
+    train(cfg)
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
 def test_sidd_without_data_fails_with_one_line(tmp_path):
     result = run_train(["experiment=sidd_bsn", "data.root=/nonexistent/SIDD"], tmp_path / "run", timeout=300)
     assert result.returncode == 1

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
@@ -68,6 +69,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model = instantiate(cfg.model)
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))
+    if not loggers:  # the learning-rate monitor writes to a logger and refuses to run without one
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     status = "failed"
     try:
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
