@@ -10,7 +10,7 @@ VENV_FLAGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast benchmark clean
+.PHONY: setup run test test-fast clean
 
 setup: $(STAMP)
 
@@ -29,9 +29,6 @@ test: setup
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow" tests
-
-benchmark: setup
-	$(BIN)/python scripts/benchmark.py
 
 clean:
 	rm -rf logs outputs .pytest_cache
