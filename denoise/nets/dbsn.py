@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from denoise.nets.blind_spot import BlindSpotBranch, check_form
+from denoise.nn.fast_layers import use_fast_layers
 from denoise.ops.padding import crop_to, pad_to_multiple
 
 
@@ -69,6 +70,8 @@ class DBSN(nn.Module):
         self.size_multiple = 1
         for stride in phase_strides:
             self.size_multiple = self.size_multiple * stride // _gcd(self.size_multiple, stride)
+        if form == "phase":  # the fast form; the literal form keeps the reference layers
+            use_fast_layers(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != self.in_ch:

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from denoise.nets.blind_spot import BlindSpotBranch
+from denoise.nn.fast_layers import use_fast_layers
 from denoise.nn.registry import BlockSpec
 from denoise.nn.transformer import transformer_stage
 from denoise.ops.padding import crop_to, pad_to_multiple
@@ -151,6 +152,7 @@ class BlindSpotHCANet(nn.Module):
         body = HCANetBody(dim, num_blocks, num_refinement_blocks, heads, ffn_expansion, dilations)
         self.branch = BlindSpotBranch(in_ch, dim, body, PHASE_STRIDE, form="phase")
         self.head = nn.Conv2d(body.out_channels, in_ch, 1, bias=False)
+        use_fast_layers(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != self.in_ch:

@@ -3,7 +3,9 @@
 A 3-level U-Net of transformer blocks (G-CSA, FFN, M-WSA, FFN) behind a centre-masked 3x3
 conv. Default is the phase-split form: the U-Net runs on the 4 parity sub-images with plain
 convs and 4x4/6x6 windows. ``form="literal"`` is the paper's full-resolution network (dilated
-convs, 8x8/12x12 masked windows, parity-preserving patch-unshuffle); both share parameters.
+convs, 8x8/12x12 masked windows, parity-preserving patch-unshuffle) built from the reference
+layers; the phase form also swaps in faster kernels (``denoise.nn.fast_layers``). Both share
+parameters and compute the same function.
 
 Beyond the paper, the body is a frame for any registered block (``denoise.nn.registry``):
 ``block_layout`` names the sub-blocks of every transformer block, for all levels at once or per
@@ -23,6 +25,7 @@ from torch import nn
 
 from denoise.nets.blind_spot import BlindSpotBranch, check_form
 from denoise.nn.dual_representation_fusion import DualRepresentationFusion
+from denoise.nn.fast_layers import use_fast_layers
 from denoise.nn.registry import BlockSpec
 from denoise.nn.transformer import TBSN_LAYOUT, transformer_stage
 from denoise.ops.padding import crop_to, pad_to_multiple
@@ -220,6 +223,8 @@ class TBSN(nn.Module):
         )
         self.branch = BlindSpotBranch(in_ch, dim, body, PHASE_STRIDE, form)
         self.head = nn.Conv2d(body.out_channels, in_ch, 1, bias=False)
+        if form == "phase":  # the fast form; the literal form keeps the reference layers
+            use_fast_layers(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != self.in_ch:

@@ -4,6 +4,7 @@ from denoise.nn.channel_attention import ChannelAttention
 from denoise.nn.conv_attention_fusion import ConvAttentionFusion
 from denoise.nn.dilated_attention import MultiScaleDilatedAttention
 from denoise.nn.dual_representation_fusion import DualRepresentationFusion
+from denoise.nn.fast_layers import FastLayerNorm2d, PointwiseConv2d, use_fast_layers
 from denoise.nn.feed_forward import DilatedFeedForward, GatedDconvFeedForward
 from denoise.nn.masked_conv import CentreMaskedConv2d
 from denoise.nn.multiscale_feed_forward import MultiScaleFeedForward
@@ -23,13 +24,16 @@ __all__ = [
     "ConvAttentionFusion",
     "DilatedFeedForward",
     "DualRepresentationFusion",
+    "FastLayerNorm2d",
     "GatedDconvFeedForward",
     "LayerNorm2d",
     "MaskedWindowAttention",
     "MultiScaleDilatedAttention",
     "MultiScaleFeedForward",
+    "PointwiseConv2d",
     "TransformerBlock",
     "build_block",
     "register_block",
     "transformer_stage",
+    "use_fast_layers",
 ]

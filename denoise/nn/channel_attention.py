@@ -65,6 +65,20 @@ class ChannelAttention(nn.Module):
         self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
         self.project_out = nn.Conv2d(dim, dim, 1, bias=bias)
 
+    def cosine_similarity(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """(..., c, n) x (..., c, n) -> (..., c, c): cosines between the rows of q and of k.
+
+        The literal form normalises q and k, then takes their Gram matrix, as the paper writes
+        it. The phase (fast) form divides the small Gram matrix of the raw q and k by the outer
+        product of their norms instead: the same numbers (norms clamped at the same 1e-12),
+        without two normalised copies of the maps and their costly backward.
+        """
+        if self.form == "literal":
+            return F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
+        q_norm = q.norm(dim=-1).clamp_min(1e-12)
+        k_norm = k.norm(dim=-1).clamp_min(1e-12)
+        return (q @ k.transpose(-2, -1)) / (q_norm[..., :, None] * k_norm[..., None, :])
+
     def _grouping(self) -> tuple[str, str]:
         if self.stride == 1:  # plain MDTA: one group per batch entry
             return _GROUPINGS[("phase", "phase")]
@@ -84,10 +98,7 @@ class ChannelAttention(nn.Module):
             axes.update(s1=self.stride, s2=self.stride)
         q, k, v = qkv.chunk(3, dim=1)
         q, k, v = (rearrange(t, to_groups, **axes) for t in (q, k, v))
-        q = F.normalize(q, dim=-1)
-        k = F.normalize(k, dim=-1)
-        attn = (q @ k.transpose(-2, -1)) * self.temperature
-        out = attn.softmax(dim=-1) @ v
+        out = self.cosine_similarity(q, k).mul(self.temperature).softmax(dim=-1) @ v
         sizes = {"h": h, "w": w} if "s1" not in to_groups else {"h": h // self.stride, "w": w // self.stride}
         out = rearrange(out, from_groups, **axes, **sizes)
         return self.project_out(out)
