@@ -10,7 +10,7 @@ VENV_FLAGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast clean
+.PHONY: setup run test test-fast benchmark clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,10 @@ test: setup
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow" tests
+
+# Paper TBSN, literal (reference) vs phase (fast) form on this machine; see README "Performance".
+benchmark: setup
+	$(BIN)/python scripts/benchmark.py --compare "tbsn form=literal" "tbsn" --measure train,forward
 
 clean:
 	rm -rf logs outputs .pytest_cache
