@@ -104,15 +104,21 @@ class Config:
 
 def build_network(config: Config, device: torch.device) -> torch.nn.Module:
     from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
     from hydra.utils import instantiate
+    from omegaconf.errors import OmegaConfBaseException
 
     if not (CONFIGS / f"{config.name}.yaml").is_file():
         known = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
         raise SystemExit(f"error: no network config {config.name!r} in {CONFIGS} (known: {', '.join(known)})")
-    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
-        cfg = compose(config.name, overrides=config.overrides)
     torch.manual_seed(0)
-    net = instantiate(cfg).to(device)
+    try:
+        with initialize_config_dir(str(CONFIGS), version_base="1.3"):
+            cfg = compose(config.name, overrides=config.overrides)
+        net = instantiate(cfg).to(device)
+    except (HydraException, OmegaConfBaseException, ValueError) as error:  # a bad override or value
+        reason = " ".join(str(error).split())
+        raise SystemExit(f"error: config {config.text!r}: {reason}") from None
     if config.channels_last:
         net = net.to(memory_format=torch.channels_last)
     return net

@@ -61,3 +61,7 @@ def test_bad_configs_get_a_one_line_error():
     assert "error: no network config 'no_such_net'" in done.stderr.strip().splitlines()[-1]
     done = benchmark("--config", "tbsn_small precision=fp8", "--measure", "forward")
     assert "precision='fp8', expected 32 or bf16" in done.stderr
+    for bad in ("tbsn_small form=diagonal", "tbsn_small no_such_key=1"):
+        done = benchmark("--config", bad, "--measure", "forward", "--no-memory")
+        last = done.stderr.strip().splitlines()[-1]
+        assert done.returncode != 0 and last.startswith(f"error: config {bad!r}: "), done.stderr
