@@ -151,3 +151,15 @@ def test_real_sidd_sample_pairs(tmp_path):
     batch = next(iter(dm.val_dataloader()))
     mse = (batch["noisy"].double() - batch["clean"].double()).pow(2).mean()
     assert float(10 * torch.log10(1 / mse)) == pytest.approx(22.79, abs=0.01)
+
+
+def test_evaluation_takes_images_smaller_than_the_training_crop(tmp_path):
+    noisy = write_pngs(tmp_path / "noisy", ["a.png"], size=(20, 24))
+    clean = write_pngs(tmp_path / "clean", ["a.png"], size=(20, 24))
+    for stage in ("test", "predict"):
+        dm = module(noisy_dir=str(noisy), clean_dir=str(clean), crop_size=32, train_on_val=True)
+        dm.setup(stage)
+        (batch,) = list(dm.test_dataloader())
+        assert batch["noisy"].shape == batch["clean"].shape == (1, 3, 20, 24)
+    with pytest.raises(DataError, match="a.png: 20x24 is smaller than data.crop_size=32"):
+        dm.setup("fit")  # training still needs crops that fit

@@ -131,8 +131,25 @@ class FolderDataModule(TrainingDataModule):
         return train, val
 
     def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
+        if self.test_set is None:
+            self._scan()
+        # eval.py / predict.py (stage test / predict) need no training crops: images smaller
+        # than data.crop_size are fine there.
+        if stage in ("test", "predict") or self.train_set is not None:
             return
+        images, noisy, clean = self._images, self._noisy, self._clean
+        train, val = self._split(sorted(images), clean is not None)
+        train = self._fitting(train, images)
+        synthetic = noisy is None
+        self.train_set = NoisyCropDataset(
+            [ImageFile(*images[s]) for s in train], self.crop_size, self.epoch_length, self.augment,
+            names=[str(images[s][0]) for s in train], noise=self.noise if synthetic else None,
+            crops_per_image=self.crops_per_image, skip_bad=self.skip_bad,
+        )
+        self.val_set = self._evaluation_set(val, noisy, clean) if val else None
+
+    def _scan(self) -> None:
+        """Read the folders' headers, check them, and build the evaluation set of every image."""
         noisy_dir, clean_dir = _folder(self.noisy_dir, "noisy_dir"), _folder(self.clean_dir, "clean_dir")
         noisy = _by_stem(noisy_dir, "noisy_dir", self.skip_bad) if noisy_dir else None
         clean = _by_stem(clean_dir, "clean_dir", self.skip_bad) if clean_dir else None
@@ -149,15 +166,7 @@ class FolderDataModule(TrainingDataModule):
                 + ", ".join(f"{name} has {c}" for c, name in sorted(first.items())) + "); convert them to one"
             )
         self.in_channels = channels.pop()
-        train, val = self._split(sorted(images), clean is not None)
-        train = self._fitting(train, images)
-        synthetic = noisy is None
-        self.train_set = NoisyCropDataset(
-            [ImageFile(*images[s]) for s in train], self.crop_size, self.epoch_length, self.augment,
-            names=[str(images[s][0]) for s in train], noise=self.noise if synthetic else None,
-            crops_per_image=self.crops_per_image, skip_bad=self.skip_bad,
-        )
-        self.val_set = self._evaluation_set(val, noisy, clean) if val else None
+        self._images, self._noisy, self._clean = images, noisy, clean
         self.test_set = self._evaluation_set(sorted(images), noisy, clean)
 
     def _fitting(self, stems: list[str], images: dict[str, tuple[Path, ImageInfo]]) -> list[str]:
