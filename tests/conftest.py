@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,3 +53,12 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present")
     return SHARED_DATA
+
+
+def run_entry(script: str, args: list[str], run_dir: Path, env: dict | None = None,
+              timeout: int = 600) -> subprocess.CompletedProcess:
+    """``python <script> <args>`` (train.py, eval.py, predict.py) from the repo root, run dir ``run_dir``."""
+    return subprocess.run(
+        [sys.executable, script, *args, f"hydra.run.dir={run_dir}"],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}, check=False,
+    )

@@ -7,7 +7,6 @@ import base64
 import csv
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from denoise.cli.eval import evaluate
 from denoise.errors import ConfigError
-from tests.conftest import REPO, SHARED_DATA, compose_entry
+from tests.conftest import SHARED_DATA, compose_entry, run_entry
 
 SRGB_KEYS = {"psnr", "ssim_gaussian", "ssim_uniform"}
 
@@ -29,22 +28,10 @@ def demo_checkpoint(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.getbasetemp() / "demo_checkpoint"
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     if not checkpoint.is_file():
-        result = subprocess.run(
-            [
-                sys.executable,
-                "train.py",
-                "debug=fast",
-                "trainer.max_steps=2",
-                "data.val_size=64",
-                "data.crop_size=32",
-                "data.batch_size=2",
-                f"hydra.run.dir={run_dir}",
-            ],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
+        result = run_entry(
+            "train.py",
+            ["debug=fast", "trainer.max_steps=2", "data.val_size=64", "data.crop_size=32", "data.batch_size=2"],
+            run_dir,
         )
         assert result.returncode == 0, result.stderr[-3000:]
     return checkpoint
@@ -61,14 +48,7 @@ def compose_eval(overrides: list[str], run_dir: Path):
 
 
 def run_eval(args: list[str], run_dir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "eval.py", *args, f"hydra.run.dir={run_dir}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return run_entry("eval.py", args, run_dir)
 
 
 def sidd_like_blocks(shape: tuple[int, ...], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

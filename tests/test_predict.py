@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,7 @@ from PIL import Image
 from denoise.cli.predict import predict
 from denoise.data.io import probe_image, write_image
 from denoise.errors import ConfigError
-from tests.conftest import CONFIGS, REPO
+from tests.conftest import CONFIGS, run_entry
 from tests.test_eval import demo_checkpoint
 
 
@@ -75,22 +73,11 @@ def test_predict_folder_keeps_formats_and_skips_a_corrupt_file(checkpoint, tmp_p
     (source / "broken.png").write_bytes(data[: len(data) // 2])  # truncated
     write_image(source / "grey.png", _image(20, 20, channels=1))  # wrong channel count for an RGB model
 
-    result = subprocess.run(
-        [
-            sys.executable,
-            "predict.py",
-            f"ckpt_path={checkpoint}",
-            f"input={source}",
-            f"output={output}",
-            "inference.tile_size=32",
-            "inference.tile_overlap=8",
-            f"hydra.run.dir={tmp_path / 'run'}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    result = run_entry(
+        "predict.py",
+        [f"ckpt_path={checkpoint}", f"input={source}", f"output={output}", "inference.tile_size=32",
+         "inference.tile_overlap=8"],
+        tmp_path / "run",
     )
     assert result.returncode == 1, result.stderr[-3000:]
     assert "skipped broken.png" in result.stderr and "truncated PNG" in result.stderr

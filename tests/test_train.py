@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,18 +11,14 @@ from hydra.utils import instantiate
 
 from denoise.cli.train import train
 from denoise.lit import BlindSpotModule
-from tests.conftest import CONFIGS, REPO, compose_train
+from tests.conftest import CONFIGS, compose_train, run_entry
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
 FAST = ["debug=fast", "logger=csv"]
 
 
 def run_train(args: list[str], run_dir: Path, env: dict | None = None, timeout: int = 600):
-    return subprocess.run(
-        [sys.executable, "train.py", *args, f"hydra.run.dir={run_dir}"],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
+    return run_entry("train.py", args, run_dir, env, timeout)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
