@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = "tbsn_small dim=8"
@@ -65,3 +66,12 @@ def test_bad_configs_get_a_one_line_error():
         done = benchmark("--config", bad, "--measure", "forward", "--no-memory")
         last = done.stderr.strip().splitlines()[-1]
         assert done.returncode != 0 and last.startswith(f"error: config {bad!r}: "), done.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
+def test_cuda_without_a_device_is_one_line():
+    done = benchmark("--device", "cuda", "--measure", "forward")
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: --device cuda: this torch build sees no CUDA device (use --device cpu)"
+    )
