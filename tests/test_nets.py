@@ -87,7 +87,10 @@ def test_dbsn_forms_agree():
 
 
 def test_literal_window_attention_matches_its_definition():
-    """Brute force one query of the literal M-WSA: 12x12 keys, even offsets, relative logits."""
+    """Brute force one query of the literal M-WSA: 12x12 keys, even offsets, relative logits.
+
+    Official convention: row offset + 13 of each table, against q scaled by head_dim ** -0.5.
+    """
     from denoise.nn import MaskedWindowAttention
 
     torch.manual_seed(3)
@@ -105,8 +108,8 @@ def test_literal_window_attention_matches_its_definition():
                 inside = 0 <= ky < 16 and 0 <= kx < 16
                 key = k[0, :, ky, kx] if inside else torch.zeros(4, dtype=torch.float64)
                 value = v[0, :, ky, kx] if inside else torch.zeros(4, dtype=torch.float64)
-                rel = attn.rel_height[ky - qy + 11] + attn.rel_width[kx - qx + 11]
-                logits.append(q[0, :, qy, qx] @ key * 4**-0.5 + q[0, :, qy, qx] @ rel)
+                rel = attn.rel_height[ky - qy + 13] + attn.rel_width[kx - qx + 13]
+                logits.append((q[0, :, qy, qx] * 4**-0.5) @ (key + rel))
                 values.append(value)
         assert len(logits) == 36
         mixed = torch.stack(logits).softmax(0) @ torch.stack(values)

@@ -9,6 +9,14 @@ Phase-split form (default): the same keys are exactly those of plain window atte
 4x4 query and 6x6 key windows on each phase sub-image, so the masked 3/4 of the logits are
 never computed. Both forms share one set of parameters, including the relative tables, which
 are always indexed in full-resolution offsets; a state dict moves between forms unchanged.
+
+Relative tables follow the official TBSN / HaloNet convention, so official weights load by
+renaming alone and training starts from the paper's initialisation and steps: the logit of
+query i and key j (indices in the 8-wide query and 12-wide key windows) reads row
+``j - i + 11`` of each (2 * 12 - 1)-row table, that is row ``offset + halo + 11`` for the
+full-resolution offset ``(j - halo) - i``, and it multiplies q scaled by ``head_dim ** -0.5``
+(the same scaled q as the content logits). Tables start as ``randn * head_dim ** -0.5``, as in
+HaloNet and the official code.
 """
 
 from __future__ import annotations
@@ -53,12 +61,14 @@ class MaskedWindowAttention(nn.Module):
         self.rel_height = nn.Parameter(torch.randn(2 * full_key_window - 1, head_dim) * head_dim**-0.5)
         self.rel_width = nn.Parameter(torch.randn(2 * full_key_window - 1, head_dim) * head_dim**-0.5)
 
-        # Full-resolution offset between key j of the key window and query i of the query window;
-        # offset 0 sits at the centre of the (2 * 12 - 1)-row tables.
+        # Full-resolution offset between key j of the key window and query i of the query window.
+        # Official row j - i + (12 - 1) = offset + halo + 11: offset 0 sits at row 13, not at the
+        # table's centre; rows 0-3 are never read (offsets range over -9..9).
         query = torch.arange(self.window)[:, None]
         key = torch.arange(self.key_window)[None, :]
         offset = (key - self.halo - query) * step
-        self.register_buffer("rel_index", offset + full_key_window - 1, persistent=False)
+        self.register_buffer("rel_index", offset + halo + full_key_window - 1, persistent=False)
+        self.scale = head_dim**-0.5
         # Literal form: -inf on keys of another phase (offsets not a multiple of the stride).
         off_phase = (offset % phase_stride) != 0
         blocked = off_phase[:, None, :, None] | off_phase[None, :, None, :]  # (qy, qx, ky, kx)
@@ -94,7 +104,8 @@ class MaskedWindowAttention(nn.Module):
             )
             for t in (k, v)
         )
-        bias = self.relative_logits(q)
+        # The relative logits use q scaled like the content logits (official convention).
+        bias = self.relative_logits(q * self.scale)
         if self.masked:
             bias = bias + self.mask.to(bias.dtype)
         q = rearrange(q, "b m n wy wx d -> b m n (wy wx) d")
