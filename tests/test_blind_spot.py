@@ -61,6 +61,14 @@ def test_blind_with_internal_padding_of_odd_sizes(name):
     assert_blind(net, (45, 38), train=False)
 
 
+def test_literal_dbsn_pads_nothing_and_is_blind_at_odd_sizes():
+    """The official DBSN's border treatment: every conv zero-pads its input, no size multiple."""
+    net = instantiate(compose_net("dbsn_small"), form="literal")
+    assert net.size_multiple == 1
+    for train in (True, False):
+        assert_blind(net, (45, 38), train=train)
+
+
 @pytest.mark.parametrize("layout,pad,factor", [("batch", 0, 2), ("batch", 0, 5), ("mosaic", 2, 2)])
 def test_whole_pipeline_pd_net_pd_up_is_blind(layout, pad, factor):
     net = instantiate(compose_net("tbsn_small")).double()

@@ -3,6 +3,12 @@
 1x1 stem, then two blind-spot branches (3x3 masked conv with stride-2 phases, and 5x5 masked
 conv with stride-3 phases), each with 9 residual dilated blocks, fused by 1x1 convs.
 About 3.66M parameters with the default 128 channels.
+
+Borders: the literal form is the official network exactly, for any size: it pads nothing, and
+every convolution zero-pads its own input. The phase form needs sides that are multiples of 6
+(the phase strides 2 and 3) and zero-pads the input image to them before the stem, whose bias
+makes the padded pixels non-zero; so on other sizes the two forms differ near the bottom and
+right borders (both exactly blind), and agree exactly on multiples of 6.
 """
 
 from __future__ import annotations
@@ -68,8 +74,9 @@ class DBSN(nn.Module):
             nn.Conv2d(channels // 2, in_ch, 1),
         )
         self.size_multiple = 1
-        for stride in phase_strides:
-            self.size_multiple = self.size_multiple * stride // _gcd(self.size_multiple, stride)
+        if form == "phase":  # the phase split needs whole phases; the literal form takes any size
+            for stride in phase_strides:
+                self.size_multiple = self.size_multiple * stride // _gcd(self.size_multiple, stride)
         if form == "phase":  # the fast form; the literal form keeps the reference layers
             use_fast_layers(self)
 
