@@ -1,0 +1,152 @@
+"""Every numeric key a user sets is checked before any work: one line naming the key, no traceback."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from omegaconf import OmegaConf
+
+from denoise.cli.config_rules import (
+    TRAIN_RULES,
+    check_eval_config,
+    check_predict_config,
+    check_train_config,
+)
+from denoise.errors import ConfigError
+from denoise.ops.inference import InferenceSettings
+from tests.conftest import CONFIGS, compose_entry, compose_train, run_entry
+
+# (key, bad value): zero, negative, out of range and wrong type, as `key=value` on the command
+# line gives them (Hydra parses `abc` to a string, `nan` to a float, `[0.9]` to a list).
+BAD_TRAIN_VALUES = [
+    ("seed", -1), ("seed", 2**32), ("seed", "abc"), ("seed", 1.5),
+    ("trainer.max_steps", 0), ("trainer.max_steps", -5), ("trainer.max_steps", 2.5), ("trainer.max_steps", "abc"),
+    ("trainer.val_check_interval", 0), ("trainer.val_check_interval", -1), ("trainer.val_check_interval", 1.5),
+    ("trainer.val_check_interval", "often"),
+    ("trainer.log_every_n_steps", 0), ("trainer.log_every_n_steps", "x"),
+    ("trainer.limit_val_batches", -1), ("trainer.limit_val_batches", 1.5),
+    ("trainer.limit_train_batches", 0), ("trainer.limit_train_batches", -0.5),
+    ("trainer.accumulate_grad_batches", 0),
+    ("trainer.gradient_clip_val", -1), ("trainer.gradient_clip_val", "abc"),
+    ("trainer.devices", 0), ("trainer.devices", -2), ("trainer.num_nodes", 0), ("trainer.num_nodes", "two"),
+    ("model.optimizer.lr", 0), ("model.optimizer.lr", -1), ("model.optimizer.lr", "abc"),
+    ("model.optimizer.lr", float("nan")), ("model.optimizer.lr", float("inf")),
+    ("model.optimizer.weight_decay", -0.1), ("model.optimizer.weight_decay", "none"),
+    ("model.optimizer.betas", [0.9]), ("model.optimizer.betas", [0.9, 1.5]), ("model.optimizer.betas", 0.9),
+    ("model.optimizer.eps", 0),
+    ("model.scheduler.milestones", [0.5, 2]), ("model.scheduler.milestones", 0.5),
+    ("model.scheduler.gamma", 0), ("model.scheduler.gamma", -1),
+    ("model.train_pd.factor", 0), ("model.train_pd.factor", -2), ("model.train_pd.factor", 2.5),
+    ("model.train_pd.factor", "two"),
+    ("model.train_pd.pad", -1),
+    ("model.data_scale", 0), ("model.data_scale", -255),
+    ("model.net.in_ch", 0), ("model.student.in_ch", -3),
+    ("data.crop_size", 0), ("data.crop_size", -4), ("data.crop_size", "big"), ("data.crop_size", 64.5),
+    ("data.batch_size", 0), ("data.batch_size", -1), ("data.batch_size", True),
+    ("data.epoch_length", 0), ("data.num_workers", -1), ("data.crops_per_image", 0),
+    ("data.val_size", 0), ("data.val_size", None), ("data.upscale", 0), ("data.images", 0), ("data.val_crop", -1),
+    ("data.seed", -1),
+    ("callbacks.ema.decay", 1.5), ("callbacks.ema.decay", -0.1), ("callbacks.ema.decay", "slow"),
+    ("callbacks.ema.update_every_n_steps", 0), ("callbacks.ema.update_starting_at_step", -1),
+]
+BAD_INFERENCE_VALUES = [
+    ("pd_factor", 0), ("pd_factor", -1), ("pd_factor", 1.5), ("pd_pad", -1), ("r3_passes", -1),
+    ("r3_passes", "eight"), ("r3_p", 1.5), ("r3_p", -0.1), ("r3_seed", "x"), ("r3_pad", -2),
+    ("tile_size", -1), ("tile_size", 2.5), ("tile_overlap", -1), ("precision", "16"),
+]
+
+
+@pytest.fixture(scope="module")
+def demo_config(tmp_path_factory):
+    return compose_train(["callbacks=ema"], tmp_path_factory.mktemp("config"))
+
+
+def with_value(cfg, key: str, value):
+    changed = copy.deepcopy(cfg)
+    OmegaConf.update(changed, key, value, force_add=True)
+    return changed
+
+
+def one_line_error(check, cfg) -> str:
+    with pytest.raises(ConfigError) as error:
+        check(cfg)
+    message = str(error.value)
+    assert "\n" not in message
+    return message
+
+
+def test_the_walk_covers_every_rule():
+    assert set(TRAIN_RULES) <= {key for key, _ in BAD_TRAIN_VALUES}
+    numeric = {"pd_factor", "pd_pad", "r3_passes", "r3_p", "r3_seed", "r3_pad", "tile_size", "tile_overlap"}
+    assert numeric <= set(InferenceSettings.keys())
+    assert numeric <= {key for key, _ in BAD_INFERENCE_VALUES}
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml")))
+def test_every_shipped_config_passes(experiment, tmp_path):
+    check_train_config(compose_train([f"experiment={experiment}", "callbacks=ema"], tmp_path))
+
+
+def test_debug_sweep_and_entry_configs_pass(tmp_path):
+    check_train_config(compose_train(["debug=fast", "trainer=ddp", "hparams_search=demo_optuna"], tmp_path))
+    check_eval_config(compose_entry("eval", ["ckpt_path=x.ckpt", "data=sidd_val"], tmp_path))
+    check_predict_config(compose_entry("predict", ["ckpt_path=x.ckpt"], tmp_path))
+
+
+@pytest.mark.parametrize(("key", "value"), BAD_TRAIN_VALUES, ids=lambda v: str(v))
+def test_a_bad_training_value_is_one_line_naming_key_value_and_rule(demo_config, key, value):
+    message = one_line_error(check_train_config, with_value(demo_config, key, value))
+    assert message.startswith(f"{key}={value!r}: expected "), message
+
+
+@pytest.mark.parametrize(("key", "value"), BAD_INFERENCE_VALUES, ids=lambda v: str(v))
+def test_a_bad_inference_value_is_one_line_in_train_eval_and_predict(demo_config, tmp_path, key, value):
+    shown = f"{key}={value!r}"
+    message = one_line_error(check_train_config, with_value(demo_config, f"model.inference.{key}", value))
+    assert message.startswith(f"model.inference: {shown}"), message
+    for entry, check in (("eval", check_eval_config), ("predict", check_predict_config)):
+        cfg = compose_entry(entry, ["ckpt_path=x.ckpt"], tmp_path)
+        message = one_line_error(check, with_value(cfg, f"inference.{key}", value))
+        assert message.startswith(f"inference: {shown}"), message
+
+
+def test_eval_keys_and_unknown_inference_keys(tmp_path):
+    cfg = compose_entry("eval", ["ckpt_path=x.ckpt"], tmp_path)
+    assert one_line_error(check_eval_config, with_value(cfg, "limit", 0)).startswith("limit=0: expected")
+    assert one_line_error(check_eval_config, with_value(cfg, "panels", -1)).startswith("panels=-1: expected")
+    assert "inference.tiles is not an inference setting" in one_line_error(
+        check_eval_config, with_value(cfg, "inference.tiles", 3)
+    )
+
+
+def test_every_bad_value_of_a_config_is_in_the_one_line(demo_config):
+    cfg = with_value(with_value(demo_config, "model.optimizer.lr", -1), "model.train_pd.factor", 0)
+    message = one_line_error(check_train_config, cfg)
+    assert "model.optimizer.lr=-1" in message and "model.train_pd.factor=0" in message
+
+
+def test_train_entry_point_prints_one_line_and_exits_1(demo_config, capsys):
+    import train as train_entry
+
+    for key, value in (("model.train_pd.factor", 0), ("model.optimizer.lr", -1), ("trainer.val_check_interval", 0)):
+        with pytest.raises(SystemExit) as stop:
+            train_entry.main(with_value(demo_config, key, value))
+        assert stop.value.code == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"error: {key}={value}: expected {TRAIN_RULES[key].expected}"]
+
+
+@pytest.mark.slow
+def test_bad_values_through_train_py(tmp_path):
+    """The command lines users type: one line on stderr, exit status 1, no traceback."""
+    for args, line in (
+        (["model.train_pd.factor=0"], "error: model.train_pd.factor=0: expected an integer >= 1"),
+        (["model.optimizer.lr=-1e-3"], "error: model.optimizer.lr=-0.001: expected a number > 0"),
+        (["callbacks=ema", "callbacks.ema.decay=1.5"], "error: callbacks.ema.decay=1.5: expected a number in [0, 1]"),
+    ):
+        result = run_entry("train.py", args, tmp_path / "run")
+        assert result.returncode == 1, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr and "Error executing job" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1] == line
+        assert not (tmp_path / "run" / "checkpoints").exists()  # refused before any work
