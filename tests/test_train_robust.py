@@ -86,6 +86,17 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 
 
+@pytest.mark.parametrize(("steps", "every", "validated"), [(3, 2, [2, 3]), (4, 2, [2, 4]), (3, 200, [3])])
+def test_every_run_ends_with_one_validation(tmp_path, steps, every, validated):
+    """The last steps after the last periodic validation are validated once, never twice."""
+    seen = tmp_path / "validations.txt"
+    metrics = run([f"trainer.max_steps={steps}", f"trainer.val_check_interval={every}",
+                   "+callbacks.seen._target_=tests.train_helpers.RecordValidationSteps", f"+callbacks.seen.path={seen}"],
+                  tmp_path)
+    assert [int(line) for line in seen.read_text().split()] == validated
+    assert {"val/psnr", "val/psnr_best"} <= set(metrics)
+
+
 def test_ema_weights_validate_and_are_what_checkpoints_load(tmp_path):
     seen = tmp_path / "validation_weights.pt"
     run(["callbacks=ema", "+callbacks.seen._target_=tests.train_helpers.SaveValidationWeights",

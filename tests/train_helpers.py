@@ -54,3 +54,14 @@ class SaveValidationWeights(L.Callback):
 
     def on_validation_epoch_start(self, trainer, pl_module) -> None:
         torch.save({k: v.detach().clone() for k, v in pl_module.state_dict().items()}, self.path)
+
+
+class RecordValidationSteps(L.Callback):
+    """Append the global step of every validation to the text file ``path``, one per line."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        with open(self.path, "a") as f:
+            f.write(f"{trainer.global_step}\n")

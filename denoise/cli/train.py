@@ -11,7 +11,9 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from denoise.cli.config_rules import check_train_config
 from denoise.errors import ConfigError
+from denoise.lit.callbacks import FinalValidation
 from denoise.lit.loggers import finish_loggers
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,7 @@ def split_global_batch(datamodule, trainer: L.Trainer) -> None:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the model of ``cfg``; returns the final metrics."""
+    check_train_config(cfg)
     run_dir = Path(cfg.paths.output_dir)
     log.info(f"Run directory: {run_dir}")
     if cfg.get("seed") is not None:  # 0 is a seed too
@@ -67,7 +70,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
-    callbacks = _instantiate_all(cfg.get("callbacks"))
+    # Every run ends with final metrics, whatever max_steps and val_check_interval are.
+    callbacks = [*_instantiate_all(cfg.get("callbacks")), FinalValidation()]
     loggers = _instantiate_all(cfg.get("logger"))
     if not loggers:  # the learning-rate monitor writes to a logger and refuses to run without one
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]

@@ -56,6 +56,21 @@ def log_panel_to_loggers(trainer: L.Trainer, image: Image.Image) -> None:
             logger.experiment.add_image("val/panel", array, trainer.global_step, dataformats="HWC")
 
 
+class FinalValidation(L.Callback):
+    """Validate after the last training step when the last periodic validation is behind it.
+
+    Lightning validates every ``val_check_interval`` steps; when ``max_steps`` is not a multiple
+    (or is shorter than the interval), the run would end without final metrics and without a
+    checkpoint of its final weights. Asking the trainer to stop at the last step makes its loop
+    validate once more before it ends (as it does for early stopping); when the last step is a
+    validation step anyway, that is the one validation.
+    """
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.max_steps is not None and 0 < trainer.max_steps <= trainer.global_step:
+            trainer.should_stop = True
+
+
 class Preemption(L.Callback):
     """Save ``last.ckpt`` and stop cleanly on SIGTERM or SIGUSR1 (SLURM pre-emption, ``scancel``, kill).
 
