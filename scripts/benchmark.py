@@ -6,8 +6,10 @@
     python scripts/benchmark.py --config tbsn --device cuda --batch 4 --json bench.json
 
 A *config* is a network config of configs/model/net followed by ``key=value`` words: the run
-options ``precision=32|bf16`` (autocast), ``channels_last=true`` and ``compile=true``; every
-other word is a Hydra override of the network config (``form=literal``, ``dim=32``, ...).
+options ``precision=32|bf16`` (autocast), ``channels_last=true``, ``compile=true``, and for the
+block measurement ``protocol=tbsn|apbsn`` (``denoise.ops.protocols``; default tbsn) and
+``r3_pad=N`` (default: the protocol's, 0 for tbsn); every other word is a Hydra override of the
+network config (``form=literal``, ``dim=32``, ...).
 
 Measurements (``--measure``, comma-separated):
 
@@ -15,7 +17,8 @@ Measurements (``--measure``, comma-separated):
   L1 loss and AdamW, split into forward, backward and optimizer time;
 - ``forward``: one forward pass of the same input without gradients;
 - ``block``: one 256x256 SIDD block (a real one from ../shared when present) through the full
-  protocol, PD 2 then R3 with T=8 passes, untiled.
+  protocol, PD 2 then R3 with T=8 passes, untiled (the TBSN protocol: R3 on the unpadded image;
+  ``r3_pad=2`` pads each R3 pass by 2 as AP-BSN does).
 
 Each is timed after ``--warmup`` runs, ``--repeats`` times; the table gives the median and the
 spread (min-max). With ``--compare`` the two configs run alternately in one process, so slow
@@ -49,7 +52,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs" / "model" / "net"
 SIDD_BLOCKS = ROOT.parent / "shared" / "data" / "sidd_samples" / "val_blocks.mat"
 MEASURES = ("train", "forward", "block")
-RUN_OPTIONS = {"precision": "32", "channels_last": "false", "compile": "false"}
+RUN_OPTIONS = {
+    "precision": "32", "channels_last": "false", "compile": "false", "protocol": "tbsn", "r3_pad": "",
+}
 DATA_SCALE = 255.0  # the paper recipe's network input range
 
 
@@ -74,6 +79,8 @@ class Config:
     precision: str = "32"
     channels_last: bool = False
     compile: bool = False
+    protocol: str = "tbsn"  # the block measurement's inference protocol (denoise.ops.protocols)
+    r3_pad: int | None = None  # None: the protocol's
 
     @classmethod
     def parse(cls, text: str) -> Config:
@@ -95,7 +102,28 @@ class Config:
             if options[key].lower() not in ("true", "false"):
                 raise SystemExit(f"error: config {text!r}: {key}={options[key]!r}, expected true or false")
             flags[key] = options[key].lower() == "true"
-        return cls(text, name, overrides, precision, **flags)
+        from denoise.ops.protocols import PROTOCOLS
+
+        if options["protocol"] not in PROTOCOLS:
+            known = ", ".join(PROTOCOLS)
+            raise SystemExit(
+                f"error: config {text!r}: protocol={options['protocol']!r}, expected one of {known}"
+            )
+        r3_pad = options["r3_pad"]
+        if r3_pad and not r3_pad.isdigit():
+            raise SystemExit(f"error: config {text!r}: r3_pad={r3_pad!r}, expected an integer >= 0")
+        protocol = {"protocol": options["protocol"], "r3_pad": int(r3_pad) if r3_pad else None}
+        return cls(text, name, overrides, precision, **flags, **protocol)
+
+    def inference(self):
+        """The block measurement's inference settings: the protocol, untiled, in the config's precision."""
+        from denoise.ops.inference import InferenceSettings
+        from denoise.ops.protocols import PROTOCOLS
+
+        values = {**PROTOCOLS[self.protocol], "tile_size": 0, "precision": self.precision}
+        if self.r3_pad is not None:
+            values["r3_pad"] = self.r3_pad
+        return InferenceSettings(**values)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -179,9 +207,9 @@ class Runner:
         return phases
 
     def run_block(self) -> dict[str, float]:
-        from denoise.ops.inference import InferenceSettings, blind_spot_denoise
+        from denoise.ops.inference import blind_spot_denoise
 
-        settings = InferenceSettings(pd_factor=2, r3_passes=8, tile_size=0, precision=self.config.precision)
+        settings = self.config.inference()
 
         def scaled(x: torch.Tensor) -> torch.Tensor:
             return self.model(x * DATA_SCALE) / DATA_SCALE

@@ -111,7 +111,7 @@ def main() -> None:
         r3_passes=args.r3,
         tile_size=args.tile or None,
         tile_overlap=args.overlap,
-        self_ensemble=args.ensemble,
+        ensemble="pass" if args.ensemble else "none",
         precision=args.precision,
     )
     x = block_input() if args.what == "block" else torch.rand(1, 3, *args.size)

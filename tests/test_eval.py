@@ -203,13 +203,13 @@ def test_demo_eval_uses_the_checkpoint_settings_unless_overridden(checkpoint, tm
                 "panels=0",
                 "inference.tile_size=32",
                 "inference.tile_overlap=8",
-                "inference.self_ensemble=true",
+                "inference.ensemble=pass",
                 "inference.r3_passes=1",
             ],
             tmp_path / "b",
         )
     )
-    assert (results["inference"]["tile_size"], results["inference"]["self_ensemble"]) == (32, True)
+    assert (results["inference"]["tile_size"], results["inference"]["ensemble"]) == (32, "pass")
 
 
 def test_hsi_protocol_reports_mpsnr_mssim_sam_ergas(checkpoint, tmp_path):

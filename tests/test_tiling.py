@@ -108,11 +108,11 @@ def test_tiled_tbsn_equals_whole_image_with_aligned_origins():
     assert (tiled - whole).abs().max() < 1e-4
 
 
-@pytest.mark.parametrize("ensemble", [False, True])
+@pytest.mark.parametrize("ensemble", ["none", "pass", "protocol"])
 def test_tiled_protocol_equals_whole_image_protocol(dbsn, ensemble):
     """PD 2 + R3 (seeded) [+ self-ensemble]: tiling the network passes changes nothing."""
     x = torch.rand(1, 3, 117, 75)  # odd sizes: PD padding, and network padding in every pass
-    base = {"pd_factor": 2, "r3_passes": 1 if ensemble else 2, "r3_seed": 3, "self_ensemble": ensemble}
+    base = {"pd_factor": 2, "r3_passes": 2 if ensemble == "none" else 1, "r3_seed": 3, "ensemble": ensemble}
     with torch.no_grad():
         whole = blind_spot_denoise(dbsn, x, InferenceSettings(**base, tile_size=0))
         progress = []
@@ -124,7 +124,9 @@ def test_tiled_protocol_equals_whole_image_protocol(dbsn, ensemble):
         )
     assert tiled.shape == x.shape
     assert (tiled - whole).abs().max() < 1e-4
-    assert progress[-1][0] == progress[-1][1] >= 3 * (8 if ensemble else 1)
+    assert progress[-1][0] == progress[-1][1] >= 3 * (1 if ensemble == "none" else 8)
+    assert all(done <= total for done, total in progress)
+    assert [done for done, _ in progress] == sorted(done for done, _ in progress)
 
 
 def test_pd_padding_of_odd_sizes_never_copies_a_pixel_into_its_own_sub_image():
@@ -203,7 +205,12 @@ def test_inference_settings_are_validated_and_old_checkpoints_still_load():
         "r3_pad": 2,
     }  # the inference block of a checkpoint written before the new keys
     old = InferenceSettings(**saved)
-    assert old.tile_size == 512 and old.self_ensemble is False and old.precision == "32"
+    assert old.tile_size == 512 and old.ensemble == "none" and old.precision == "32"
+    # Checkpoints written before ``ensemble`` carry self_ensemble: true/false (x8 of every pass).
+    assert InferenceSettings.from_config({**saved, "self_ensemble": True}).ensemble == "pass"
+    assert InferenceSettings.from_config({**saved, "self_ensemble": False}).ensemble == "none"
+    with pytest.raises(ConfigError, match="self_ensemble"):
+        InferenceSettings.from_config({"self_ensemble": "yes"})
     assert InferenceSettings(precision=32).precision == "32"
     assert InferenceSettings(precision="bf16-mixed").precision == "bf16"
     for bad in (
@@ -212,7 +219,8 @@ def test_inference_settings_are_validated_and_old_checkpoints_still_load():
         {"precision": "fp8"},
         {"tile_size": 64, "tile_overlap": 40},
         {"pd_layout": "grid"},
-        {"self_ensemble": "yes"},
+        {"ensemble": "yes"},
+        {"ensemble": True},
     ):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             InferenceSettings(**bad)

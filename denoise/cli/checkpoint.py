@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from denoise.errors import ConfigError, UserInputError
 from denoise.lit import BlindSpotModule
 from denoise.lit.loading import module_class
-from denoise.ops.inference import InferenceSettings, blind_spot_denoise
+from denoise.ops.inference import InferenceSettings, blind_spot_denoise, legacy_keys_mapped
 
 
 def _short(error: BaseException) -> str:
@@ -89,7 +89,7 @@ def inference_settings(saved: InferenceSettings, overrides: Mapping | DictConfig
     """``saved`` with the non-null values of ``overrides`` (the config's ``inference`` block)."""
     if isinstance(overrides, DictConfig):
         overrides = OmegaConf.to_container(overrides, resolve=True)
-    values = {key: value for key, value in (overrides or {}).items() if value is not None}
+    values = legacy_keys_mapped({key: value for key, value in (overrides or {}).items() if value is not None})
     unknown = sorted(set(values) - set(InferenceSettings.keys()))
     if unknown:
         raise ConfigError(
@@ -101,10 +101,15 @@ def inference_settings(saved: InferenceSettings, overrides: Mapping | DictConfig
 
 def settings_summary(settings: InferenceSettings) -> str:
     parts = [f"PD {settings.pd_factor}"]
+    if settings.pd_layout == "mosaic":
+        parts[0] += f" (mosaic, pad {settings.pd_pad})"
     if settings.r3_passes:
-        parts.append(f"R3 T={settings.r3_passes} p={settings.r3_p} seed={settings.r3_seed}")
-    if settings.self_ensemble:
-        parts.append("self-ensemble x8")
+        r3 = f"R3 T={settings.r3_passes} p={settings.r3_p} seed={settings.r3_seed} pad={settings.r3_pad}"
+        parts.append(r3)
+    if settings.ensemble == "pass":
+        parts.append("self-ensemble x8 of every network pass")
+    elif settings.ensemble == "protocol":
+        parts.append("self-ensemble x8 of the whole protocol")
     parts.append(f"tiles {settings.tile_size}/{settings.tile_overlap}" if settings.tile_size else "no tiling")
     parts.append("bf16" if settings.precision == "bf16" else "float32")
     return ", ".join(parts)

@@ -38,6 +38,7 @@ from denoise.cli.checkpoint import (
     network_config,
     settings_summary,
 )
+from denoise.cli.config_rules import check_eval_config
 from denoise.data.dnd import DNDDataModule
 from denoise.data.io import write_image
 from denoise.data.sidd_blocks import SIDDBenchmarkDataModule
@@ -46,6 +47,7 @@ from denoise.errors import ConfigError, DataError
 from denoise.lit.callbacks import panel_image
 from denoise.metrics.hsi import HSI_PROTOCOL, ergas, mpsnr, mssim, sam_degrees, sam_radians
 from denoise.metrics.srgb import SRGB_METRICS, SRGB_PROTOCOL, quantize_8bit, srgb_image_metrics
+from denoise.ops.protocols import describe_protocol
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +156,7 @@ class SubmissionWriter:
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluate ``cfg.ckpt_path`` on ``cfg.data``; returns what results.json holds."""
     started = time.perf_counter()
+    check_eval_config(cfg)
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     log.info(f"Run directory: {run_dir}")
@@ -163,6 +166,8 @@ def evaluate(cfg: DictConfig) -> dict:
     settings = inference_settings(model.inference, cfg.get("inference"))
     datamodule = instantiate(cfg.data)
     datamodule.setup("test")
+    if isinstance(datamodule, SIDDBenchmarkDataModule):  # the recipe's benchmark protocol (TBSN: x8 ensemble)
+        settings = inference_settings(model.benchmark_settings(), cfg.get("inference"))
     channels = model_channels(model)
     data_channels = getattr(datamodule, "in_channels", None)
     if channels is not None and data_channels is not None and int(data_channels) != channels:
@@ -255,6 +260,7 @@ def evaluate(cfg: DictConfig) -> dict:
             "data_scale": getattr(model, "data_scale", None),
         },
         "inference": dataclasses.asdict(settings),
+        "inference_protocol": describe_protocol(settings),
         "device": str(device),
         "images": len(rows),
         "scored_images": len(scored),

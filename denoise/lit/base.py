@@ -110,6 +110,10 @@ class DenoisingModule(L.LightningModule):
     def denoise(self, noisy: torch.Tensor, settings=None) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def benchmark_settings(self):
+        """The inference settings for benchmark sets (``data=sidd_bench``); by default ``self.inference``."""
+        return self.inference
+
     # --- training ------------------------------------------------------------------------------
     def check_finite(self, loss: torch.Tensor) -> torch.Tensor:
         """Stop before backward when the loss is NaN/Inf: the weights (and last.ckpt) stay good."""

@@ -50,6 +50,7 @@ class BlindSpotModule(DenoisingModule):
         scheduler: dict | None = None,
         train_pd: dict | None = None,
         inference: dict | None = None,
+        benchmark_inference: dict | None = None,
         data_scale: float = 255.0,
         val_protocol: str = "srgb",
         compile: bool = False,
@@ -57,15 +58,21 @@ class BlindSpotModule(DenoisingModule):
         super().__init__()
         net, optimizer, scheduler = plain(net), plain(optimizer), plain(scheduler)
         train_pd, inference = plain(train_pd), plain(inference)
+        benchmark_inference = plain(benchmark_inference)
         self.save_hyperparameters(
             {"net": net, "optimizer": optimizer, "scheduler": scheduler, "train_pd": train_pd,
-             "inference": inference, "data_scale": data_scale, "val_protocol": val_protocol,
-             "compile": compile}
+             "inference": inference, "benchmark_inference": benchmark_inference, "data_scale": data_scale,
+             "val_protocol": val_protocol, "compile": compile}
         )
         self._setup_validation(val_protocol)
         self.net = instantiate(net)
         self.train_pd = TrainPD(**(train_pd or {}))
-        self.inference = InferenceSettings(**(inference or {}))
+        self.inference = InferenceSettings.from_config(inference)
+        # Benchmark sets (data=sidd_bench) may use another protocol than validation: the official
+        # TBSN code wraps its whole protocol in the x8 self-ensemble there.
+        self.benchmark_inference = InferenceSettings.from_config(
+            {**(inference or {}), **(benchmark_inference or {})}
+        )
         self.data_scale = float(data_scale)
 
     # --- the network applied to data in [0, 1] --------------------------------------------------
@@ -76,6 +83,9 @@ class BlindSpotModule(DenoisingModule):
     def denoise(self, noisy: torch.Tensor, settings: InferenceSettings | None = None) -> torch.Tensor:
         """Full inference protocol on (B, C, H, W) images in [0, 1]."""
         return blind_spot_denoise(self, noisy, settings or self.inference)
+
+    def benchmark_settings(self) -> InferenceSettings:
+        return self.benchmark_inference
 
     # --- training --------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

@@ -51,9 +51,11 @@ class DistillationModule(DenoisingModule):
         )
         self._setup_validation(val_protocol)
         self.net = instantiate(student)
-        self.teacher_settings = InferenceSettings(**{**TEACHER_INFERENCE, **(teacher_inference or {})})
+        self.teacher_settings = InferenceSettings.from_config(
+            {**TEACHER_INFERENCE, **(teacher_inference or {})}
+        )
         # The student is non-blind: one full-resolution pass, no PD, no R3.
-        self.inference = InferenceSettings(**{**(inference or {}), "pd_factor": 1, "r3_passes": 0})
+        self.inference = InferenceSettings.from_config({**(inference or {}), "pd_factor": 1, "r3_passes": 0})
         self.data_scale = float(data_scale)
         self.__dict__["teacher"] = None  # not a submodule: never trained, never saved with the student
 
@@ -65,6 +67,8 @@ class DistillationModule(DenoisingModule):
     def denoise(self, noisy: torch.Tensor, settings: InferenceSettings | None = None) -> torch.Tensor:
         """One student pass on (B, C, H, W) images in [0, 1] (tiling / self-ensemble / bf16 from settings)."""
         settings = settings or self.inference
+        if settings.ensemble == "protocol":  # the student's protocol is its one pass
+            settings = dataclasses.replace(settings, ensemble="pass")
         align = network_alignment(self)
         return NetworkPass(self, settings, settings.tile_size or None, align)(noisy)
 

@@ -10,7 +10,12 @@ where every *network pass* is ``net`` optionally wrapped, from the inside out, b
 1. precision: float32, or bfloat16 autocast (``precision: bf16``), results back in float32;
 2. tiling (:mod:`denoise.ops.tiling`): tiles of ``tile_size`` pixels overlapping by
    ``tile_overlap``, origins aligned to the network's size multiple and the phase stride 2;
-3. self-ensemble x8 (:mod:`denoise.ops.ensemble`): flips and rotations of the whole pass input.
+3. self-ensemble x8 (:mod:`denoise.ops.ensemble`) with ``ensemble: pass``: flips and rotations
+   of the whole pass input.
+
+``ensemble: protocol`` instead wraps the whole protocol (PD + R3) in the x8 self-ensemble, as
+the official TBSN benchmark code does: transform i of the image runs the protocol with R3 seed
+``r3_seed + i``, so each transform draws fresh masks and the result is still reproducible.
 
 Why tile the network passes and not the whole protocol: PD and R3 are cheap whole-image tensor
 operations (a reshape, a random mask, an average) whose cost is a few image-sized buffers; the
@@ -32,18 +37,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
 
 from denoise.errors import ConfigError
-from denoise.ops.ensemble import TRANSFORMS, self_ensemble
+from denoise.ops.ensemble import TRANSFORMS, protocol_self_ensemble, self_ensemble
 from denoise.ops.pd import LAYOUTS, pd_down, pd_up
 from denoise.ops.r3 import r3_refine
 from denoise.ops.tiling import tile_count, tiled_apply
 
 PRECISIONS = ("32", "bf16")
+# none; pass: x8 around every network pass; protocol: x8 around the whole PD + R3 protocol.
+ENSEMBLES = ("none", "pass", "protocol")
 Network = Callable[[torch.Tensor], torch.Tensor]
 Progress = Callable[[int, int], None]
 
@@ -57,7 +64,7 @@ class InferenceSettings:
     r3_p: float = 0.16
     r3_seed: int = 0
     r3_pad: int = 2
-    self_ensemble: bool = False  # x8 flips / rotations around every network pass
+    ensemble: str = "none"  # x8 flips / rotations: none, around every network pass, or the whole protocol
     tile_size: int | None = 512  # pixels per tile side (full-resolution passes); None or 0: whole image
     tile_overlap: int = 64  # overlap of neighbouring tiles; exact for receptive fields <= overlap // 4
     precision: str = "32"  # "32" or "bf16" (autocast)
@@ -80,8 +87,8 @@ class InferenceSettings:
             problems.append(f"r3_seed={self.r3_seed!r} (expected an integer)")
         if not isinstance(self.r3_p, (int, float)) or not 0.0 <= self.r3_p <= 1.0:
             problems.append(f"r3_p={self.r3_p!r} (expected a fraction in [0, 1])")
-        if not isinstance(self.self_ensemble, bool):
-            problems.append(f"self_ensemble={self.self_ensemble!r} (expected true or false)")
+        if self.ensemble not in ENSEMBLES:
+            problems.append(f"ensemble={self.ensemble!r} (expected one of {', '.join(ENSEMBLES)})")
         if self.tile_size is not None and (not _is_int(self.tile_size) or self.tile_size < 0):
             problems.append(f"tile_size={self.tile_size!r} (expected null, 0 (no tiling) or a pixel count)")
         elif self.tile_size and _is_int(self.tile_overlap) and 2 * self.tile_overlap > self.tile_size:
@@ -94,6 +101,24 @@ class InferenceSettings:
     @classmethod
     def keys(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_config(cls, values: dict | None) -> InferenceSettings:
+        """Settings from a config or checkpoint block, mapping the older ``self_ensemble`` key."""
+        return cls(**legacy_keys_mapped(values or {}))
+
+
+def legacy_keys_mapped(values: dict) -> dict:
+    """``values`` with ``self_ensemble: true/false`` (checkpoints written before ``ensemble``)
+    as ``ensemble: pass/none``: the older key meant x8 around every network pass."""
+    values = dict(values)
+    if "self_ensemble" in values:
+        legacy = values.pop("self_ensemble")
+        if legacy is not None:
+            if not isinstance(legacy, bool):
+                raise ConfigError(f"inference settings: self_ensemble={legacy!r} (expected true or false)")
+            values.setdefault("ensemble", "pass" if legacy else "none")
+    return values
 
 
 def _is_int(value) -> bool:
@@ -160,7 +185,7 @@ class NetworkPass:
         return tiled_apply(self._precise, x, self.tile, self.settings.tile_overlap, self.align, self.progress)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.settings.self_ensemble:
+        if self.settings.ensemble == "pass":
             return self_ensemble(self._tiled, x)
         return self._tiled(x)
 
@@ -168,7 +193,7 @@ class NetworkPass:
         """Network calls this pass makes on a (batch, C, height, width) input."""
         overlap = self.settings.tile_overlap
         per_transform = [tile_count(height, width, self.tile, overlap, self.align, batch)]
-        if self.settings.self_ensemble:  # odd quarter turns swap height and width
+        if self.settings.ensemble == "pass":  # odd quarter turns swap height and width
             per_transform.append(tile_count(width, height, self.tile, overlap, self.align, batch))
             return TRANSFORMS // 2 * sum(per_transform)
         return per_transform[0]
@@ -181,6 +206,8 @@ def blind_spot_denoise(
 
     ``progress(done, total)`` is called after every network call (tile), if given.
     """
+    if settings.ensemble == "protocol":
+        return _whole_protocol_ensemble(net, noisy, settings, progress)
     height, width = noisy.shape[-2:]
     factor, align = settings.pd_factor, network_alignment(net)
     counter = _Counter(progress)
@@ -199,6 +226,38 @@ def blind_spot_denoise(
     return r3_refine(
         network_pass, noisy, first_pass, settings.r3_passes, settings.r3_p, settings.r3_seed, pad
     )
+
+
+def _whole_protocol_ensemble(
+    net: Network, noisy: torch.Tensor, settings: InferenceSettings, progress: Progress | None
+) -> torch.Tensor:
+    """x8 self-ensemble of the whole protocol; transform i draws its R3 masks from ``r3_seed + i``."""
+    once = replace(settings, ensemble="none")
+    runs = _EnsembleProgress(progress, TRANSFORMS)
+
+    def protocol(x: torch.Tensor, index: int) -> torch.Tensor:
+        seeded = replace(once, r3_seed=settings.r3_seed + index)
+        return blind_spot_denoise(net, x, seeded, runs.of_transform(index))
+
+    return protocol_self_ensemble(protocol, noisy)
+
+
+class _EnsembleProgress:
+    """Progress over the transforms' runs: calls done so far, and the total the runs foresee."""
+
+    def __init__(self, progress: Progress | None, transforms: int):
+        self.progress, self.transforms, self.finished = progress, transforms, 0
+
+    def of_transform(self, index: int) -> Progress | None:
+        if self.progress is None:
+            return None
+
+        def report(done: int, total: int) -> None:
+            self.progress(self.finished + done, self.finished + total * (self.transforms - index))
+            if done == total:
+                self.finished += done
+
+        return report
 
 
 class _Counter:
