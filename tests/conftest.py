@@ -22,6 +22,7 @@ torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
 
 
 def compose_train(overrides: list[str], run_dir: Path):
@@ -53,6 +54,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present")
     return SHARED_DATA
+
+
+@pytest.fixture
+def shared_fixtures() -> Path:
+    """Outputs of the official TBSN and AP-BSN codes (../shared/fixtures), for the importer tests."""
+    if not SHARED_FIXTURES.is_dir():
+        pytest.skip("../shared/fixtures is not present")
+    return SHARED_FIXTURES
 
 
 def run_entry(script: str, args: list[str], run_dir: Path, env: dict | None = None,
