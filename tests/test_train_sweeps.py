@@ -41,6 +41,29 @@ def test_optuna_search_records_a_failed_trial_and_goes_on(tmp_path):
 
 
 @pytest.mark.slow
+def test_optuna_search_shorter_than_a_validation_interval_has_a_result(tmp_path):
+    """Trials of 3 steps never reach val_check_interval: each still ends with its objective."""
+    result = run_multirun(["hparams_search=demo_optuna", "hydra.sweeper.n_trials=2", "trainer.max_steps=3",
+                           "trainer.val_check_interval=200"], tmp_path / "sweep")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Failed experiment" not in result.stdout + result.stderr
+    results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
+    assert results["best_value"] > 0
+
+
+@pytest.mark.slow
+def test_optuna_search_whose_trials_all_fail_ends_with_one_line(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_multirun(["hparams_search=demo_optuna", "hydra.sweeper.n_trials=2", "model.train_pd.pad=-1"], sweep)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == (f"error: all 2 trial(s) of the sweep failed, so it has no best value; the trials' logs: "
+                    f"{sweep / '0' / 'train.log'}, {sweep / '1' / 'train.log'}")
+    assert "model.train_pd.pad=-1: expected an integer >= 0" in (sweep / "0" / "train.log").read_text()
+
+
+@pytest.mark.slow
 def test_submitit_local_launcher(tmp_path):
     result = run_multirun(["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5"], tmp_path / "sweep")
     assert result.returncode == 0, result.stderr[-3000:]

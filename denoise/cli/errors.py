@@ -32,11 +32,25 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def one_line(error: BaseException) -> str:
+    """The error's message. Raised in a DataLoader worker, it comes back to the main process as
+    "Caught DataError in DataLoader worker process 0. Original Traceback ..." ending with the
+    line "denoise.errors.DataError: <message>": the message is that line's end."""
+    text = str(error).strip()
+    if "\nOriginal Traceback" in text:
+        last = text.splitlines()[-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return text
+
+
 def report_user_error(error: Exception) -> None:
-    """Print one line; stop a single run with status 1, let a multirun sweep go on."""
-    print(f"error: {error}", file=sys.stderr, flush=True)
+    """Print one line; stop a single run with status 1, let a multirun sweep go on (the line also
+    goes to the job's log, which a sweep's summary points to)."""
+    message = one_line(error)
+    print(f"error: {message}", file=sys.stderr, flush=True)
     if not in_multirun():
         raise SystemExit(1)
+    log.error(message)
 
 
 def report_failed_job(error: BaseException) -> None:
