@@ -11,9 +11,9 @@ import scipy.io
 import tifffile
 from PIL import Image
 
-from denoise.cli.predict import predict
-from denoise.data.io import probe_image, write_image
-from denoise.errors import ConfigError
+from denoise.cli.predict import denoised_channels, predict, read_input
+from denoise.data.io import probe_image, read_raw, write_image
+from denoise.errors import ConfigError, DataError
 from tests.conftest import CONFIGS, run_entry
 from tests.test_eval import demo_checkpoint
 
@@ -144,3 +144,52 @@ def test_predict_input_errors_are_one_line(checkpoint, tmp_path):
                 tmp_path / "run",
             )
         )
+
+
+def _rgba(height: int, width: int, seed: int = 7) -> np.ndarray:
+    """A float (4, H, W) image: structured colour and an alpha ramp with fully clear and opaque parts."""
+    alpha = np.clip(np.linspace(-0.2, 1.2, width)[None].repeat(height, 0), 0, 1)
+    return np.concatenate([_image(height, width, seed=seed), alpha[None]])
+
+
+def test_predict_keeps_alpha_and_denoises_the_colour_channels(checkpoint, tmp_path):
+    source, output = tmp_path / "in", tmp_path / "out"
+    source.mkdir()
+    write_image(source / "web.png", _rgba(30, 36))  # 8-bit RGBA
+    rgba16 = (_rgba(24, 28, seed=8).transpose(1, 2, 0) * 65535).astype(np.uint16)
+    with open(source / "deep.png", "wb") as f:  # 16-bit RGBA
+        png.Writer(28, 24, greyscale=False, alpha=True, bitdepth=16).write(f, rgba16.reshape(24, -1))
+    tifffile.imwrite(source / "scan.tif", (_rgba(26, 22, seed=9).transpose(1, 2, 0) * 255).astype(np.uint8),
+                     photometric="rgb", extrasamples=["unassalpha"])
+    palette = Image.fromarray((_image(20, 24, seed=10)[0] * 255).astype(np.uint8)).convert("P")
+    palette.info["transparency"] = 0
+    palette.save(source / "palette.png", transparency=0)  # palette with a transparent entry: RGBA
+
+    result = predict(compose_predict([f"ckpt_path={checkpoint}", f"input={source}", f"output={output}"],
+                                     tmp_path / "run"))
+    assert result["failed"] == {}
+    for name in ("web.png", "deep.png", "scan.tif", "palette.png"):
+        before, before_info = read_raw(source / name)
+        after, after_info = read_raw(output / name)
+        assert before_info.alpha and after_info.alpha, name
+        assert (after_info.format, after_info.dtype, after_info.shape) == (
+            before_info.format, before_info.dtype, before_info.shape), name
+        assert np.array_equal(after[3], before[3]), name  # alpha exactly as it was
+        assert not np.array_equal(after[:3], before[:3]), name  # colour denoised
+
+
+def test_channel_counts_that_do_not_fit_the_model_are_named(tmp_path):
+    write_image(tmp_path / "grey.png", _image(16, 16, channels=1))
+    write_image(tmp_path / "colour.png", _image(16, 16))
+    grey_alpha = np.concatenate([_image(16, 16, channels=1), np.ones((1, 16, 16))])
+    write_image(tmp_path / "grey_alpha.png", grey_alpha)
+    with pytest.raises(DataError, match=r"grey.png: the image has 1 channel\(s\) but the model takes 3"):
+        read_input(tmp_path / "grey.png", None, 3)
+    with pytest.raises(DataError, match=r"colour.png: the image has 3 channel\(s\) but the model takes 1"):
+        read_input(tmp_path / "colour.png", None, 1)
+    with pytest.raises(DataError, match=r"the image has 1 channel\(s\) and an alpha channel but the model takes 3"):
+        read_input(tmp_path / "grey_alpha.png", None, 3)
+    image, info = read_input(tmp_path / "grey_alpha.png", None, 1)  # a grey model: grey denoised, alpha kept
+    assert info.alpha and denoised_channels(info, 1) == 1 and image.shape == (2, 16, 16)
+    _, info = read_input(tmp_path / "grey_alpha.png", None, 2)  # a model trained on grey+alpha takes both
+    assert denoised_channels(info, 2) == 2

@@ -2,10 +2,12 @@
 
 Inputs: PNG (8/16 bit), JPEG, TIFF (8/16 bit, float), ``.npy`` and MATLAB ``.mat`` (v5 or v7.3;
 the variable ``mat_key``, or the file's only array), any size, with the model's channel count.
-Each output keeps the input's file name, format, bit depth / dtype and axis layout (``.mat``
-outputs are written as MATLAB v5 under the same variable name). An unreadable file, or one with
-the wrong channel count, is reported in one line by name and skipped; the others are still
-processed, and the exit status is 1 if any file failed.
+An alpha channel (RGBA or grey+alpha PNG / TIFF) is not denoised: the colour channels are, and
+the alpha channel is written back unchanged. Each output keeps the input's file name, format,
+bit depth / dtype and axis layout (``.mat`` outputs are written as MATLAB v5 under the same
+variable name). An unreadable file, one with NaN or Inf samples, or one with the wrong channel
+count is reported in one line by name and skipped; the others are still processed, and the
+exit status is 1 if any file failed.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from denoise.cli.checkpoint import (
     model_channels,
     settings_summary,
 )
+from denoise.cli.config_rules import check_predict_config
+from denoise.data.checks import check_finite
 from denoise.data.io import FORMATS, ImageInfo, npy_geometry, probe_image, read_image, write_image
 from denoise.data.matfile import choose_key, mat_shapes, read_mat
 from denoise.errors import ConfigError, DataError
@@ -107,6 +111,7 @@ def input_files(source: str | None, recursive: bool) -> tuple[Path, list[Path]]:
 def predict(cfg: DictConfig) -> dict:
     """Denoise ``cfg.input`` into ``cfg.output``; returns {"written": [...], "failed": {name: reason}}."""
     started = time.perf_counter()
+    check_predict_config(cfg)
     base, files = input_files(cfg.get("input"), bool(cfg.get("recursive")))
     if not cfg.get("output"):
         raise ConfigError("output is not set: pass output=<a folder for the denoised files>")
@@ -136,12 +141,12 @@ def predict(cfg: DictConfig) -> dict:
         try:
             if target.resolve() == path.resolve():
                 raise DataError(f"{path}: the output would overwrite the input; choose another output folder")
-            image, info = _read(path, cfg.get("mat_key"), channels)
+            image, info = read_input(path, cfg.get("mat_key"), channels)
+            colour = denoised_channels(info, channels)  # an alpha channel is kept, not denoised
             tiles_bar.reset()
-            denoised = (
-                denoise_with_progress(model, image[None].to(device), settings, on_tile)[0].float().cpu()
-            )
-            _write(target, denoised, info)
+            noisy = image[None, :colour].to(device)
+            denoised = denoise_with_progress(model, noisy, settings, on_tile)[0].float().cpu()
+            _write(target, torch.cat([denoised, image[colour:]]), info)
             written.append(str(target))
         except DataError as error:
             failed[str(relative)] = str(error)
@@ -156,20 +161,32 @@ def predict(cfg: DictConfig) -> dict:
     return {"written": written, "failed": failed, "output": str(output)}
 
 
-def _read(path: Path, mat_key: str | None, channels: int | None) -> tuple[torch.Tensor, ImageInfo | MatInfo]:
-    """The image as float (C, H, W) in [0, 1]; the channel count is checked from the header first."""
+def denoised_channels(info: ImageInfo | MatInfo, channels: int | None) -> int:
+    """How many leading channels the model denoises: all, or all but an alpha channel it does not take."""
+    if isinstance(info, ImageInfo) and info.alpha and channels != info.channels:
+        return info.colour_channels
+    return info.channels
+
+
+def read_input(
+    path: Path, mat_key: str | None, channels: int | None
+) -> tuple[torch.Tensor, ImageInfo | MatInfo]:
+    """The image as float (C, H, W) in [0, 1]; the channel count is checked from the header first,
+    the samples after reading (NaN or Inf would pass through the network into the output)."""
     if path.suffix.lower() == ".mat":
         info = probe_mat(path, mat_key)
     else:
         info = probe_image(path)
-    if channels is not None and info.channels != channels:
+    colour = denoised_channels(info, channels)
+    if channels is not None and colour != channels:
+        alpha = " and an alpha channel" if colour != info.channels else ""
         raise DataError(
-            f"{path}: the image has {info.channels} channel(s) but the model takes {channels} "
-            f"(model.net.in_ch={channels})"
+            f"{path}: the image has {colour} channel(s){alpha} but the model takes {channels} "
+            f"(model.net.in_ch={channels}); convert the image or use a model for {colour}-channel images"
         )
-    if isinstance(info, MatInfo):
-        return read_mat_image(info)
-    return read_image(path)
+    image, info = read_mat_image(info) if isinstance(info, MatInfo) else read_image(path)
+    check_finite(image, str(path), "fix the file or leave it out of the input")
+    return image, info
 
 
 def _write(target: Path, image: torch.Tensor, info: ImageInfo | MatInfo) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from denoise.errors import DataError
 
@@ -25,11 +26,13 @@ def check_crop_fits(name: str, height: int, width: int, crop_size: int) -> None:
         )
 
 
-def check_finite(array: np.ndarray, name: str) -> None:
-    """DataError naming ``name`` when the array holds NaN or Inf values."""
-    if array.dtype.kind == "f":
-        bad = array.size - int(np.count_nonzero(np.isfinite(array)))
-        if bad:
-            raise DataError(
-                f"{name}: {bad} NaN or Inf values; fix the file or set data.skip_bad=true to skip it"
-            )
+def check_finite(
+    array: np.ndarray | torch.Tensor, name: str, remedy: str = "fix the file or set data.skip_bad=true to skip it"
+) -> None:
+    """DataError naming ``name`` when the array holds NaN or Inf values (integer samples never do)."""
+    if isinstance(array, torch.Tensor):
+        bad = array.numel() - int(torch.isfinite(array).sum()) if array.is_floating_point() else 0
+    else:
+        bad = array.size - int(np.count_nonzero(np.isfinite(array))) if array.dtype.kind == "f" else 0
+    if bad:
+        raise DataError(f"{name}: {bad} NaN or Inf values; {remedy}")

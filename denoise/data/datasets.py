@@ -17,10 +17,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from denoise.data.checks import check_finite
 from denoise.data.crops import random_crop, random_flip_rotate
 from denoise.data.io import read_raw
 from denoise.errors import DataError
 
+FIX_THE_FILE = "fix or replace the file"
 ImageSource = torch.Tensor | np.ndarray | Callable[[], torch.Tensor | np.ndarray]
 
 
@@ -140,8 +142,10 @@ class PairedImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         item = {"noisy": as_float(materialise(self.noisy[index])), "name": self.names[index]}
+        check_finite(item["noisy"], f"noisy image {self.names[index]}", FIX_THE_FILE)
         if self.clean is not None and self.clean[index] is not None:
             item["clean"] = as_float(materialise(self.clean[index]))
+            check_finite(item["clean"], f"clean image {self.names[index]}", FIX_THE_FILE)
         if self.indices is not None:
             item["index"] = torch.as_tensor(self.indices[index], dtype=torch.long)
         return item
@@ -154,7 +158,9 @@ class ImageFile:
         self.path, self.info = path, info
 
     def __call__(self) -> np.ndarray:
-        return read_raw(self.path, self.info)[0]
+        array = read_raw(self.path, self.info)[0]
+        check_finite(array, str(self.path), FIX_THE_FILE)  # float TIFF / .npy: NaN must not reach a loss or a metric
+        return array
 
     def __repr__(self) -> str:
         return f"ImageFile({str(self.path)!r})"

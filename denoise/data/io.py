@@ -9,6 +9,9 @@ maximum (255, 65535); float data (TIFF, ``.npy``) are taken as already in [0, 1]
 truncated), so a datamodule can check hundreds of images, their sizes and channel counts in
 ``setup`` without decoding them.
 
+``ImageInfo.alpha`` marks a last channel that is opacity (PNG grey+alpha and RGBA, palette PNG
+with transparency, TIFF with an alpha extra sample); ``.npy`` and ``.mat`` carry no such mark.
+
 Every failure about a file raises :class:`~denoise.errors.DataError` naming the file.
 """
 
@@ -44,6 +47,12 @@ class ImageInfo:
     height: int
     width: int
     layout: str = "hwc"  # sample order on disk: hwc (interleaved) or chw (planar / bands first)
+    alpha: bool = False  # the last channel is opacity (PNG grey+alpha / RGBA, TIFF with an alpha sample)
+
+    @property
+    def colour_channels(self) -> int:
+        """The channels that hold the picture: all but the alpha channel."""
+        return self.channels - 1 if self.alpha else self.channels
 
     @property
     def bit_depth(self) -> int:
@@ -104,7 +113,7 @@ def _probe_png(path: Path) -> ImageInfo:
         with Image.open(path) as im:
             channels = 4 if "transparency" in im.info else 3
     dtype = "uint16" if bit_depth == 16 else "uint8"
-    return ImageInfo(str(path), "png", dtype, channels, height, width)
+    return ImageInfo(str(path), "png", dtype, channels, height, width, alpha=channels in (2, 4))
 
 
 def _probe_jpeg(path: Path) -> ImageInfo:
@@ -129,8 +138,11 @@ def _probe_tiff(path: Path) -> ImageInfo:
             if ends and max(ends) > size:
                 raise DataError(f"{path}: truncated TIFF (image data end past the end of the file)")
         shape, axes, dtype = tuple(series.shape), series.axes, series.dtype
+        extra = tuple(series.keyframe.extrasamples)
     layout, channels, height, width = _tiff_geometry(path, shape, axes)
-    return ImageInfo(str(path), "tiff", str(dtype), channels, height, width, layout)
+    # ExtraSamples 1 / 2: associated / unassociated alpha, stored after the colour samples.
+    alpha = layout == "hwc" and channels in (2, 4) and len(extra) == 1 and int(extra[0]) in (1, 2)
+    return ImageInfo(str(path), "tiff", str(dtype), channels, height, width, layout, alpha)
 
 
 def _tiff_geometry(path: Path, shape: tuple[int, ...], axes: str) -> tuple[str, int, int, int]:
