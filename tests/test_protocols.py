@@ -8,6 +8,7 @@ import importlib.util
 import json
 
 import numpy as np
+import pytest
 import scipy.io
 import torch
 
@@ -96,3 +97,13 @@ def test_checkpoints_with_the_older_self_ensemble_key_still_load(tmp_path):
         module = BlindSpotModule(**{**config, "inference": {**inference, "self_ensemble": legacy}})
         path = write_checkpoint(module, tmp_path / f"old_{legacy}.ckpt", {})
         assert load_model(path).inference.ensemble == expected
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
+def test_apbsn_recipe_trains_on_the_mosaic_of_every_sub_image():
+    """PD 5 with padding 2 in the mosaic layout (a 40x40 crop becomes a 60x60 mosaic)."""
+    module = BlindSpotModule(**_model_config("apbsn", "dbsn_small"))
+    assert module.net.form == "literal" and module.train_pd.keep == "all"
+    loss = module.training_step({"noisy": torch.rand(2, 3, 40, 40)}, 0)
+    loss.backward()
+    assert torch.isfinite(loss) and module.net.stem[0].weight.grad.abs().sum() > 0
