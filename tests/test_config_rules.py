@@ -42,6 +42,11 @@ BAD_TRAIN_VALUES = [
     ("model.train_pd.pad", -1),
     ("model.data_scale", 0), ("model.data_scale", -255),
     ("model.net.in_ch", 0), ("model.student.in_ch", -3),
+    *[(f"model.{net}.{key}", value) for net in ("net", "student") for key, value in (
+        ("dim", 0), ("channels", -1), ("num_blocks", [1, 0, 1]), ("num_refinement_blocks", -1), ("heads", [0]),
+        ("channel_heads", 2), ("window_heads", [1, -1]), ("head_dim", 0), ("window", 0), ("overlap", 1.0),
+        ("ffn_expansion", 0), ("levels", 0), ("negative_slope", -0.1),
+    )],
     ("data.crop_size", 0), ("data.crop_size", -4), ("data.crop_size", "big"), ("data.crop_size", 64.5),
     ("data.batch_size", 0), ("data.batch_size", -1), ("data.batch_size", True),
     ("data.epoch_length", 0), ("data.num_workers", -1), ("data.crops_per_image", 0),
@@ -86,6 +91,13 @@ def test_the_walk_covers_every_rule():
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml")))
 def test_every_shipped_config_passes(experiment, tmp_path):
     check_train_config(compose_train([f"experiment={experiment}", "callbacks=ema"], tmp_path))
+
+
+@pytest.mark.parametrize("choice", [f"model/net={p.stem}" for p in sorted((CONFIGS / "model" / "net").glob("*.yaml"))]
+                         + [f"model/student={p.stem}" for p in sorted((CONFIGS / "model" / "student").glob("*.yaml"))])
+def test_every_shipped_network_passes(choice, tmp_path):
+    student = choice.startswith("model/student")
+    check_train_config(compose_train([*(["experiment=demo_distill"] if student else []), choice], tmp_path))
 
 
 def test_debug_sweep_and_entry_configs_pass(tmp_path):
