@@ -127,6 +127,8 @@ def test_eval_keys_and_unknown_inference_keys(tmp_path):
     cfg = compose_entry("eval", ["ckpt_path=x.ckpt"], tmp_path)
     assert one_line_error(check_eval_config, with_value(cfg, "limit", 0)).startswith("limit=0: expected")
     assert one_line_error(check_eval_config, with_value(cfg, "panels", -1)).startswith("panels=-1: expected")
+    assert one_line_error(check_eval_config, with_value(cfg, "data.val_size", 0)).startswith("data.val_size=0: expected")
+    assert one_line_error(check_eval_config, with_value(cfg, "data.blocks", -1)).startswith("data.blocks=-1: expected")
     assert "inference.tiles is not an inference setting" in one_line_error(
         check_eval_config, with_value(cfg, "inference.tiles", 3)
     )

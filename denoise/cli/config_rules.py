@@ -143,12 +143,11 @@ TRAIN_RULES: dict[str, Rule] = {
 TRAIN_INFERENCE_BLOCKS = ("model.inference", "model.teacher_inference", "model.benchmark_inference")
 
 EVAL_RULES: dict[str, Rule] = {
+    # eval.py builds the same datamodules: their keys follow the same rules.
+    **{key: rule for key, rule in TRAIN_RULES.items() if key.startswith("data.")},
+    "data.blocks": optional(integer(0)),
     "limit": optional(integer(1)),
     "panels": optional(integer(0)),
-    "data.num_workers": integer(0),
-    "data.blocks": optional(integer(0)),
-    "data.images": optional(integer(1)),
-    "data.val_crop": optional(integer(1)),
 }
 PREDICT_RULES: dict[str, Rule] = {}
 # eval.py and predict.py: null keys keep the checkpoint's own value.
