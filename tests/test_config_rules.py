@@ -21,7 +21,7 @@ from tests.conftest import CONFIGS, compose_entry, compose_train, run_entry
 # line gives them (Hydra parses `abc` to a string, `nan` to a float, `[0.9]` to a list).
 BAD_TRAIN_VALUES = [
     ("seed", -1), ("seed", 2**32), ("seed", "abc"), ("seed", 1.5),
-    ("trainer.max_steps", 0), ("trainer.max_steps", -5), ("trainer.max_steps", 2.5), ("trainer.max_steps", "abc"),
+    ("trainer.max_steps", 0), ("trainer.max_steps", -5), ("trainer.max_steps", -1.0), ("trainer.max_steps", 2.5), ("trainer.max_steps", "abc"),
     ("trainer.val_check_interval", 0), ("trainer.val_check_interval", -1), ("trainer.val_check_interval", 1.5),
     ("trainer.val_check_interval", "often"),
     ("trainer.log_every_n_steps", 0), ("trainer.log_every_n_steps", "x"),

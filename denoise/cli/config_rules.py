@@ -90,7 +90,8 @@ EVERY_N_STEPS_OR_FRACTION = either(integer(1), fraction(low_open=True))
 
 TRAIN_RULES: dict[str, Rule] = {
     "seed": optional(SEED),
-    "trainer.max_steps": integer(1),
+    # -1: no step limit (Lightning's convention), for a run that ends at trainer.max_time.
+    "trainer.max_steps": either(integer(1), Rule("-1", lambda v: _is_int(v) and v == -1)),
     "trainer.val_check_interval": EVERY_N_STEPS_OR_FRACTION,
     "trainer.log_every_n_steps": integer(1),
     "trainer.limit_val_batches": either(integer(0), fraction()),
