@@ -34,7 +34,7 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)) and math.isfinite(value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def integer(minimum: int, maximum: int | None = None) -> Rule:
@@ -111,7 +111,7 @@ TRAIN_RULES: dict[str, Rule] = {
     "model.data_scale": positive_number(),
     "model.net.in_ch": integer(1),
     "model.student.in_ch": integer(1),
-    # The size keys the shipped networks share (a network's own keys are checked by its class).
+    # The size keys the shipped networks share; keys of one network only reach its constructor as set.
     **{f"model.{net}.{key}": rule for net in ("net", "student") for key, rule in {
         "dim": integer(1),
         "channels": integer(1),
