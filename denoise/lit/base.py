@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MaxMetric, MeanMetric
 
 from denoise.errors import ConfigError
+from denoise.lit.schedule import progress_scheduler, run_progress
 from denoise.metrics import gaussian_ssim, per_image_psnr, quantize_8bit
 
 VAL_PROTOCOLS = ("srgb", "hsi")
@@ -171,11 +172,11 @@ class DenoisingModule(L.LightningModule):
     def configure_optimizers(self) -> dict:
         optimizer = instantiate(self.hparams.optimizer, params=self.trainable_parameters())
         scheduler_cfg = self.hparams.scheduler or {}
-        max_steps = self.trainer.max_steps
-        if max_steps is None or max_steps <= 0:
-            raise ConfigError(f"trainer.max_steps must be set (> 0) for iteration-based training, got {max_steps}")
-        milestones = [int(round(f * max_steps)) for f in scheduler_cfg.get("milestones", [0.4, 0.8])]
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, scheduler_cfg.get("gamma", 0.1))
+        # Milestones are fractions of the run, counted in steps or in trainer.max_time.
+        scheduler = progress_scheduler(
+            optimizer, run_progress(self.trainer), scheduler_cfg.get("milestones", [0.4, 0.8]),
+            scheduler_cfg.get("gamma", 0.1),
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def compile_network(self, net: torch.nn.Module) -> None:
