@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
+from PIL import Image
 
 from denoise.cli.errors import find_user_error
 from denoise.cli.train import train
@@ -60,6 +61,18 @@ def _tiny_cube(path):
     return path
 
 
+def _tiny_photos(folder):
+    rng = np.random.default_rng(0)
+    for sub in ("noisy", "gt"):
+        (folder / sub).mkdir(parents=True)
+    for name in ("a.png", "b.png"):
+        clean = rng.random((48, 56, 3))
+        Image.fromarray((clean * 255).astype(np.uint8)).save(folder / "gt" / name)
+        noisy = np.clip(clean + 0.1 * rng.standard_normal(clean.shape), 0, 1)
+        Image.fromarray((noisy * 255).astype(np.uint8)).save(folder / "noisy" / name)
+    return folder
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_runs_a_few_steps_or_asks_for_its_data(experiment, teacher_ckpt, tmp_path):
     demo = experiment.startswith("demo")
@@ -69,6 +82,10 @@ def test_every_experiment_runs_a_few_steps_or_asks_for_its_data(experiment, teac
     if experiment.startswith("hsi"):
         cube = _tiny_cube(tmp_path / "cube.mat")
         overrides += [f"data.files=[{cube}]", "data.bands=8", "data.crop_size=32", "data.batch_size=2"]
+    if experiment.startswith("photos"):  # a folder of the user's photos, with references to validate
+        folder = _tiny_photos(tmp_path / "photos")
+        overrides += [f"data.noisy_dir={folder}/noisy", f"data.clean_dir={folder}/gt", "data.crop_size=40",
+                      "data.batch_size=2", "data.val_fraction=0.5"]
     if experiment.startswith("sidd"):
         overrides.append(f"data.root={tmp_path}/SIDD")
         with pytest.raises(Exception) as error:

@@ -1,0 +1,108 @@
+"""photos.py: the recipe for your own photos (teacher -> student -> denoised images), and its bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from denoise.cli.photos import max_time, split_overrides, stage_budgets
+from denoise.errors import ConfigError
+from tests.conftest import compose_entry, run_entry
+
+RNG = np.random.default_rng(0)
+# Two training steps per stage on 40x40 crops: the whole pipeline in seconds.
+FAST = ["photos.budget_minutes=null", "trainer.max_steps=2", "data.crop_size=40", "data.batch_size=2",
+        "logger=csv"]
+
+
+def write_photos(folder, names=("a.png", "b.png"), size=(48, 56), channels=3, clean=False):
+    """Noisy photos (and their clean references under gt/ when ``clean``): smooth images plus noise."""
+    for sub in ("noisy", "gt") if clean else ("noisy",):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    for name in names:
+        y, x = np.mgrid[: size[0], : size[1]] / max(size)
+        image = np.stack([(np.sin(4 * x + c) * np.cos(3 * y) + 1) / 2 for c in range(channels)], -1)
+        noisy = np.clip(image + 0.1 * RNG.standard_normal(image.shape), 0, 1)
+        for sub, array in (("noisy", noisy), ("gt", image)) if clean else (("noisy", noisy),):
+            data = (array * 255).astype(np.uint8)
+            Image.fromarray(data[..., 0] if channels == 1 else data).save(folder / sub / name)
+    return folder
+
+
+def test_recipe_composes_with_the_real_noise_settings(tmp_path):
+    cfg = compose_entry("photos", ["data.noisy_dir=x"], tmp_path)
+    assert cfg.data._target_.endswith("FolderDataModule") and cfg.noise._target_.endswith("NoNoise")
+    assert cfg.model.train_pd.factor == 5 and cfg.model.inference.pd_factor == 2
+    assert cfg.model.inference.r3_passes == 8 and cfg.model.inference.r3_p == 0.16
+    assert cfg.photos.budget_minutes == 10 and cfg.trainer.max_time
+
+
+def test_budget_splits_into_lightning_max_times():
+    assert max_time(61) == "00:00:01:01" and max_time(90061) == "01:01:01:01" and max_time(0.2) == "00:00:00:01"
+    assert stage_budgets(10, 0.6) == {"teacher": "00:00:06:00", "student": "00:00:04:00"}
+    assert stage_budgets(None, 0.6) == {"teacher": None, "student": None}
+    with pytest.raises(ConfigError, match="photos.budget_minutes=-1"):
+        stage_budgets(-1, 0.6)
+    with pytest.raises(ConfigError, match="photos.teacher_share=1.5"):
+        stage_budgets(10, 1.5)
+
+
+def test_model_overrides_go_to_the_teacher_only():
+    shared, teacher = split_overrides(
+        ["data.noisy_dir=x", "model.optimizer.lr=1e-3", "model/net=tbsn_small", "trainer=gpu",
+         "photos.budget_minutes=5", "experiment=photos", "hydra.run.dir=y"]
+    )
+    assert shared == ["data.noisy_dir=x", "trainer=gpu"]
+    assert teacher == ["model.optimizer.lr=1e-3", "model/net=tbsn_small"]
+
+
+def test_one_command_trains_both_stages_and_writes_every_photo(tmp_path):
+    folder = write_photos(tmp_path / "photos", clean=True)
+    run = tmp_path / "run"
+    result = run_entry("photos.py", [f"data.noisy_dir={folder}/noisy", f"data.clean_dir={folder}/gt",
+                                     "data.val_fraction=0.5", *FAST], run)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ("a.png", "b.png"):
+        out = np.asarray(Image.open(run / "denoised" / name))
+        assert out.shape == (48, 56, 3) and out.dtype == np.uint8
+    summary = json.loads((run / "photos.json").read_text())
+    assert set(summary["seconds"]) == {"teacher", "student", "denoise"}
+    assert "val/psnr" in summary["metrics"]["student"]  # validated against the clean references
+    assert (run / "teacher" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_without_checkpoints_the_pipeline_says_what_to_keep(tmp_path):
+    folder = write_photos(tmp_path / "photos")
+    result = run_entry("photos.py", [f"data.noisy_dir={folder}/noisy", *FAST, "callbacks=none"], tmp_path / "run")
+    assert result.returncode == 1 and "callbacks=default" in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("empty", ["data.noisy_dir=", "no images"]),
+        ("mixed", ["a.png has 3", "b.npy has 4"]),
+        ("small", ["a.png", "data.crop_size=40"]),
+        ("grey", ["grey.png has 1", "has 3"]),
+    ],
+)
+def test_bad_folders_are_one_line(case, expected, tmp_path):
+    folder = tmp_path / "photos"
+    if case == "empty":
+        (folder / "noisy").mkdir(parents=True)
+    elif case == "mixed":
+        write_photos(folder, ["a.png"])
+        rgba = np.asarray(Image.open(folder / "noisy" / "a.png").convert("RGBA"))
+        np.save(folder / "noisy" / "b.npy", rgba.astype(np.float32) / 255)  # four channels
+    elif case == "small":
+        write_photos(folder, ["a.png"], size=(24, 24))
+    else:
+        write_photos(folder, ["a.png", "b.png"])
+        write_photos(folder, ["grey.png"], channels=1)
+    result = run_entry("photos.py", [f"data.noisy_dir={folder}/noisy", *FAST], tmp_path / "run")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert result.returncode == 1 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert all(part in errors[0] for part in expected), errors[0]
