@@ -1,0 +1,300 @@
+"""Quality of the photos recipe against classical denoisers, on a folder of noisy / clean pairs.
+
+    python scripts/benchmark_quality.py ../shared/data/sidd_samples --minutes 10 --threads 2
+    python scripts/benchmark_quality.py ../shared/data/cc15 --minutes 10 --threads 2 --tuned nlm
+    python scripts/benchmark_quality.py pairs/ --methods nlm,bm3d          # the classical filters only
+
+The folder holds ``noisy/`` and ``gt/`` with the same file names. The recipe is the one command a
+user runs, ``python photos.py data.noisy_dir=<folder>/noisy photos.budget_minutes=<minutes>``
+(teacher, student, denoised images), run as a subprocess with ``OMP_NUM_THREADS=<threads>`` and
+never shown the clean images; its wall time is that of the whole command. The classical baselines
+run in this process on the same images with the same thread count:
+
+- ``nlm``: scikit-image's non-local means, ``h = 0.8 sigma`` (scikit-image's recommendation),
+  5x5 patches, 13x13 search, with ``sigma`` estimated from the noisy image itself
+  (``skimage.restoration.estimate_sigma``): what a user without clean references gets;
+- ``bm3d``: the ``bm3d`` package (``pip install denoise[classical]``), ``sigma_psd`` = the same
+  estimate.
+
+Real camera noise is spatially correlated, so the wavelet estimate reads it too low; ``--tuned``
+adds, as a labelled reference, the named filters with one strength factor per method chosen on the
+ground truth from ``--tuned-factors`` (the best a user could get by trying strengths, and more).
+
+Metrics: the sRGB protocol of eval.py (8-bit rounding, per-image PSNR, Gaussian and uniform
+SSIM). Writes ``results.json`` (per image, means, times, settings, machine load), ``table.md`` and
+``panels/`` (noisy | each method | clean, a centre crop per image) to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = ("recipe", "nlm", "bm3d")
+SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", type=Path, help="a folder with noisy/ and gt/ (same file names)")
+    parser.add_argument("--minutes", type=float, default=10.0, help="training budget of the recipe (photos.budget_minutes)")
+    parser.add_argument("--threads", type=int, default=2, help="threads of every method (OMP_NUM_THREADS)")
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
+    parser.add_argument("--teacher", action="store_true",
+                        help="also the recipe's blind-spot teacher with its own protocol (PD 2 + R3), for comparison")
+    parser.add_argument("--tuned", default="", help="nlm and/or bm3d (comma-separated): also run with a strength "
+                        "tuned on the ground truth, as a labelled reference")
+    parser.add_argument("--tuned-factors", default="1,2,3,4", help="multiples of the estimated sigma tried by --tuned")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default logs/benchmark_quality/<time>)")
+    parser.add_argument("--panels", type=int, default=12, help="panels for the first N images")
+    parser.add_argument("--crop", type=int, default=256, help="side of the panels' centre crop")
+    parser.add_argument("--recipe-args", default="", help="extra photos.py overrides, space-separated")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds before the recipe is stopped")
+    args = parser.parse_args(argv)
+    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown:
+        parser.error(f"--methods: unknown {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    if args.threads < 1:
+        parser.error(f"--threads={args.threads}: expected an integer >= 1")
+    if args.minutes <= 0:
+        parser.error(f"--minutes={args.minutes}: expected a number > 0")
+    args.tuned_factors = [float(f) for f in args.tuned_factors.split(",")]
+    args.tuned = [m.strip() for m in args.tuned.split(",") if m.strip()]
+    if set(args.tuned) - set(FILTERS):
+        parser.error(f"--tuned: expected nlm and/or bm3d, got {', '.join(args.tuned)}")
+    return args
+
+
+# --- data ------------------------------------------------------------------------------------------
+def read_pairs(folder: Path) -> list[tuple[str, "np.ndarray", "np.ndarray"]]:
+    """(name, noisy, clean) float64 (H, W, C) arrays in [0, 1]; SystemExit with one line on bad input."""
+    import numpy as np
+    from PIL import Image
+
+    noisy_dir, clean_dir = folder / "noisy", folder / "gt"
+    for sub in (noisy_dir, clean_dir):
+        if not sub.is_dir():
+            raise SystemExit(f"error: {sub}: no such folder; expected {folder} to hold noisy/ and gt/")
+    names = sorted(p.name for p in noisy_dir.iterdir() if p.suffix.lower() in SUFFIXES)
+    if not names:
+        raise SystemExit(f"error: {noisy_dir}: no images ({', '.join(SUFFIXES)})")
+    pairs = []
+    for name in names:
+        if not (clean_dir / name).is_file():
+            raise SystemExit(f"error: {clean_dir / name}: missing; every noisy image needs a clean one of the same name")
+        noisy, clean = (np.asarray(Image.open(d / name)) for d in (noisy_dir, clean_dir))
+        if noisy.shape != clean.shape or noisy.dtype != np.uint8:
+            raise SystemExit(f"error: {name}: noisy {noisy.shape} {noisy.dtype} and clean {clean.shape} "
+                             f"{clean.dtype}; expected two 8-bit images of one size")
+        as_hwc = (lambda a: a[..., None] if a.ndim == 2 else a[..., :3])
+        pairs.append((Path(name).stem, as_hwc(noisy) / 255.0, as_hwc(clean) / 255.0))
+    return pairs
+
+
+# --- classical baselines -------------------------------------------------------------------------
+def estimated_sigma(noisy) -> float:
+    from skimage.restoration import estimate_sigma
+
+    return float(estimate_sigma(noisy, channel_axis=-1, average_sigmas=True))
+
+
+def nlm(noisy, sigma: float):
+    from skimage.restoration import denoise_nl_means
+
+    return denoise_nl_means(noisy, h=0.8 * sigma, sigma=sigma, fast_mode=True, patch_size=5, patch_distance=6,
+                            channel_axis=-1)
+
+
+def bm3d_filter(noisy, sigma: float):
+    import bm3d
+
+    if noisy.shape[-1] == 3:
+        return bm3d.bm3d_rgb(noisy, sigma)
+    return bm3d.bm3d(noisy[..., 0], sigma)[..., None]
+
+
+FILTERS = {"nlm": nlm, "bm3d": bm3d_filter}
+
+
+def bm3d_available() -> bool:
+    try:
+        import bm3d  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# --- the recipe ------------------------------------------------------------------------------------
+def run_recipe(args, noisy_dir: Path, run_dir: Path) -> tuple[Path, float, dict]:
+    """Run photos.py on the noisy images; (folder of denoised images, wall seconds, stage seconds)."""
+    command = [sys.executable, "photos.py", f"data.noisy_dir={noisy_dir.resolve()}",
+               f"photos.budget_minutes={args.minutes:g}", f"hydra.run.dir={run_dir.resolve()}",
+               *args.recipe_args.split()]
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    print("recipe: " + " ".join(command[1:]), flush=True)
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=args.timeout)
+    seconds = time.perf_counter() - started
+    (run_dir / "recipe_stdout.log").parent.mkdir(parents=True, exist_ok=True)
+    (run_dir / "recipe_stdout.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
+        raise SystemExit(f"error: the recipe failed (exit {done.returncode}): {tail[0]} (log: {run_dir}/recipe_stdout.log)")
+    stages = json.loads((run_dir / "photos.json").read_text()).get("seconds", {})
+    return run_dir / "denoised", seconds, stages
+
+
+def teacher_outputs(run_dir: Path, pairs) -> dict:
+    """The recipe's teacher on every noisy image with the protocol saved in its checkpoint."""
+    import numpy as np
+    import torch
+
+    from denoise.lit import load_model
+
+    model = load_model(json.loads((run_dir / "photos.json").read_text())["teacher_ckpt"]).eval()
+    outputs = {}
+    for name, noisy, _ in pairs:
+        with torch.no_grad():
+            image = model.denoise(torch.from_numpy(noisy.transpose(2, 0, 1)).float()[None])[0]
+        outputs[name] = np.clip(image.double().numpy().transpose(1, 2, 0), 0, 1)
+    return outputs
+
+
+def read_outputs(folder: Path, pairs) -> dict:
+    import numpy as np
+    from PIL import Image
+
+    outputs = {}
+    for name, noisy, _ in pairs:
+        match = [p for p in folder.glob(f"{name}.*")]
+        if not match:
+            raise SystemExit(f"error: the recipe wrote no output for {name} in {folder}")
+        array = np.asarray(Image.open(match[0]))
+        outputs[name] = (array[..., None] if array.ndim == 2 else array[..., :3]) / 255.0
+    return outputs
+
+
+# --- reporting -------------------------------------------------------------------------------------
+def machine_load() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def panel(images, crop: int):
+    import numpy as np
+
+    height, width = images[0].shape[:2]
+    side_h, side_w = min(crop, height), min(crop, width)
+    top, left = (height - side_h) // 2, (width - side_w) // 2
+    tiles = [np.clip(im[top:top + side_h, left:left + side_w], 0, 1) for im in images]
+    strip = np.concatenate(tiles, axis=1)
+    return (np.floor(strip * 255 + 0.5)).astype(np.uint8).squeeze()
+
+
+def table(results: dict, columns: list[str]) -> str:
+    head = "| image | " + " | ".join(f"{c} PSNR / SSIM" for c in columns) + " |"
+    lines = [head, "|" + "---|" * (len(columns) + 1)]
+    for name, row in results["per_image"].items():
+        cells = [f"{row[c]['psnr']:.2f} / {row[c]['ssim_gaussian']:.3f}" for c in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    mean = results["mean"]
+    lines.append("| **mean** | " + " | ".join(f"**{mean[c]['psnr']:.2f} / {mean[c]['ssim_gaussian']:.3f}**"
+                                            for c in columns) + " |")
+    lines.append("| seconds | " + " | ".join(f"{results['seconds'].get(c, 0.0):.0f}" for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # before numpy / torch start their pools
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    sys.path.insert(0, str(ROOT))
+    from denoise.metrics.srgb import srgb_image_metrics
+
+    torch.set_num_threads(args.threads)
+    if "bm3d" in args.methods and not bm3d_available():
+        print("bm3d is not installed (pip install 'denoise[classical]'): leaving it out", file=sys.stderr)
+        args.methods.remove("bm3d")
+    pairs = read_pairs(args.folder)
+    out = args.out or ROOT / "logs" / "benchmark_quality" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    out.mkdir(parents=True, exist_ok=True)
+    load_before = machine_load()
+
+    estimates: dict[str, dict] = {"noisy": {name: noisy for name, noisy, _ in pairs}}
+    seconds: dict[str, float] = {}
+    sigmas = {name: estimated_sigma(noisy) for name, noisy, _ in pairs}
+    recipe_info = {}
+    for method in args.methods:
+        if method == "recipe":
+            folder, seconds["recipe"], recipe_info["stage_seconds"] = run_recipe(args, args.folder / "noisy", out / "recipe")
+            estimates["recipe"] = read_outputs(folder, pairs)
+            if args.teacher:
+                started = time.perf_counter()
+                estimates["teacher"] = teacher_outputs(out / "recipe", pairs)
+                seconds["teacher"] = time.perf_counter() - started
+            continue
+        started = time.perf_counter()
+        estimates[method] = {name: FILTERS[method](noisy, sigmas[name]) for name, noisy, _ in pairs}
+        seconds[method] = time.perf_counter() - started
+
+    tuned = {}
+    if args.tuned:
+        for method in [m for m in args.tuned if m in args.methods]:
+            best = None
+            for factor in args.tuned_factors:
+                started = time.perf_counter()
+                images = {name: FILTERS[method](noisy, factor * sigmas[name]) for name, noisy, _ in pairs}
+                score = float(np.mean([srgb_image_metrics(torch.from_numpy(images[n].transpose(2, 0, 1)),
+                                                          torch.from_numpy(c.transpose(2, 0, 1)))["psnr"]
+                                       for n, _, c in pairs]))
+                print(f"tuned {method}: {factor} x estimated sigma -> {score:.2f} dB "
+                      f"({time.perf_counter() - started:.0f} s)", flush=True)
+                if best is None or score > best[0]:
+                    best = (score, factor, images, time.perf_counter() - started)
+            label = f"{method}_gt_tuned"
+            estimates[label], seconds[label], tuned[label] = best[2], best[3], {"factor": best[1]}
+
+    columns = list(estimates)
+    per_image = {}
+    for name, _, clean in pairs:
+        reference = torch.from_numpy(clean.transpose(2, 0, 1))
+        per_image[name] = {c: srgb_image_metrics(torch.from_numpy(estimates[c][name].transpose(2, 0, 1)), reference)
+                           for c in columns}
+    mean = {c: {k: float(np.mean([per_image[n][c][k] for n in per_image])) for k in per_image[pairs[0][0]][c]}
+            for c in columns}
+    results = {
+        "folder": str(args.folder), "minutes": args.minutes, "threads": args.threads, "methods": columns,
+        "per_image": per_image, "mean": mean, "seconds": seconds, "recipe": recipe_info,
+        "estimated_sigma_255": {n: round(255 * s, 2) for n, s in sigmas.items()}, "tuned": tuned,
+        "load_average": {"before": load_before, "after": machine_load()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
+        "protocol": "8-bit rounding; per-image PSNR (dB) and SSIM (Gaussian 11x11, sigma 1.5; uniform 7x7 in the JSON)",
+    }
+    panels = out / "panels"
+    panels.mkdir(exist_ok=True)
+    for name, _, clean in pairs[: args.panels]:
+        Image.fromarray(panel([estimates[c][name] for c in columns] + [clean], args.crop)).save(panels / f"{name}.png")
+    text = table(results, columns)
+    (out / "table.md").write_text(f"{args.folder}, {args.minutes:g} min, {args.threads} threads ("
+                                  f"columns: {', '.join(columns)}, clean)\n\n{text}\n")
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    print(text)
+    print(f"load average before {load_before}, after {results['load_average']['after']}; written to {out}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
