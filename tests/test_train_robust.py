@@ -26,6 +26,16 @@ def run(overrides: list[str], run_dir: Path) -> dict[str, float]:
     return train(compose_train([*TINY, *overrides], run_dir))
 
 
+def test_last_checkpoint_holds_the_final_weights_when_the_last_validation_is_not_the_best(tmp_path):
+    falling = ["+callbacks.falling._target_=tests.train_helpers.FallingPSNR"]
+    run(["trainer.max_steps=4", "trainer.val_check_interval=2", *falling], tmp_path)
+    checkpoints = tmp_path / "checkpoints"
+    last = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["global_step"] == 4
+    (best,) = checkpoints.glob("best_*.ckpt")
+    assert torch.load(best, map_location="cpu", weights_only=False)["global_step"] == 2
+
+
 def test_resume_after_a_kill_continues_exactly(tmp_path):
     six = ["trainer.max_steps=6", "trainer.val_check_interval=3"]
     run(six, tmp_path / "straight")

@@ -112,12 +112,11 @@ def _print_summary(run_dir: Path, trainer: L.Trainer, metrics: dict[str, float])
         )
     if "val/ssim" in metrics:
         lines.append(f"Validation SSIM (Gaussian): {metrics['val/ssim']:.4f}")
-    checkpoint = trainer.checkpoint_callback
-    if checkpoint is not None:
+    for checkpoint in trainer.checkpoint_callbacks:
+        # A monitored callback keeps the best weights; an unmonitored one (last.ckpt) the newest.
         if checkpoint.best_model_path:
-            lines.append(f"Best checkpoint: {checkpoint.best_model_path}")
-        if checkpoint.last_model_path:
-            lines.append(f"Last checkpoint: {checkpoint.last_model_path}")
+            kind = "Best" if checkpoint.monitor else "Last"
+            lines.append(f"{kind} checkpoint: {checkpoint.best_model_path}")
     for callback in trainer.callbacks:
         if getattr(callback, "latest", None) is not None:
             lines.append(f"Panel (noisy | denoised | clean): {callback.latest}")
