@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MaxMetric, MeanMetric
 
 from denoise.errors import ConfigError
+from denoise.lit.checkpoint_format import mark_format, upgrade_checkpoint
 from denoise.lit.schedule import progress_scheduler, run_progress
 from denoise.metrics import gaussian_ssim, per_image_psnr, quantize_8bit
 
@@ -208,11 +209,13 @@ class DenoisingModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["denoise_module"] = f"{type(self).__module__}.{type(self).__qualname__}"
+        mark_format(checkpoint)
         # The training crops are drawn from the global generators: their state is the data position.
         marks = self._marks.marks if self._marks is not None else {}
         checkpoint["rng_states"] = marks.get(self._consumed_batches) or collect_rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        upgrade_checkpoint(checkpoint)  # before Lightning loads its weights
         if self._trainer is not None and self.trainer.state.fn == "fit" and "rng_states" in checkpoint:
             if self._marks is not None:
                 self._marks.pending = checkpoint["rng_states"]

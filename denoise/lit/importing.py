@@ -15,6 +15,7 @@ import lightning
 import torch
 
 from denoise.lit.blind_spot import BlindSpotModule
+from denoise.lit.checkpoint_format import CHECKPOINT_FORMAT, FORMAT_KEY
 from denoise.lit.checkpointing import atomic_torch_save
 from denoise.nets.official import OfficialWeightsError, convert_official, official_state_dict
 
@@ -59,6 +60,7 @@ def write_checkpoint(module: BlindSpotModule, path: str | Path, imported_from: d
         "epoch": 0,
         "global_step": 0,
         "imported_from": imported_from,
+        FORMAT_KEY: CHECKPOINT_FORMAT,
     }
     atomic_torch_save(checkpoint, path)
     return path

@@ -113,3 +113,15 @@ class MaskedWindowAttention(nn.Module):
         return self.project_out(
             rearrange(out, "b m (y x) (wy wx) d -> b (m d) (y wy) (x wx)", y=h // win, wy=win)
         )
+
+
+RELATIVE_TABLE_NAMES = ("rel_height", "rel_width")
+
+
+def relative_table_from_unscaled_convention(table: torch.Tensor) -> torch.Tensor:
+    """A table saved under the earlier convention (row ``offset + 11``, unscaled q) in today's.
+
+    Today's logit ``(q * d**-0.5) . new[offset + 13]`` equals the earlier ``q . old[offset + 11]``
+    when ``new = roll(old, 2) * d**0.5``; the two rows that wrap around are unused in both.
+    """
+    return torch.roll(table, 2, dims=0) * table.shape[-1] ** 0.5

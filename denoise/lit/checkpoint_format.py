@@ -1,0 +1,40 @@
+"""The version of this project's checkpoint contents, and the upgrade of older checkpoints.
+
+Format 1 (no ``denoise_format`` key) stored M-WSA's relative-position tables in an earlier
+convention (row ``offset + 11``, unscaled q); format 2 stores them as the official TBSN code
+does. Loading a format-1 checkpoint converts its tables, so it computes exactly what it computed
+when it was written, instead of loading silently into a network that reads them differently.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from denoise.nn.window_attention import RELATIVE_TABLE_NAMES, relative_table_from_unscaled_convention
+
+CHECKPOINT_FORMAT = 2
+FORMAT_KEY = "denoise_format"
+# Where a checkpoint holds network weights: the model's (averaged, with EMA) and EMA's raw ones.
+WEIGHT_ENTRIES = ("state_dict", "current_model_state")
+
+
+def mark_format(checkpoint: dict) -> None:
+    checkpoint[FORMAT_KEY] = CHECKPOINT_FORMAT
+
+
+def upgrade_checkpoint(checkpoint: dict) -> None:
+    """Bring ``checkpoint`` (in place) to :data:`CHECKPOINT_FORMAT`."""
+    if checkpoint.get(FORMAT_KEY, 1) < 2:
+        for entry in WEIGHT_ENTRIES:
+            weights = checkpoint.get(entry)
+            if isinstance(weights, dict):
+                weights.update(_converted_tables(weights))
+    mark_format(checkpoint)
+
+
+def _converted_tables(weights: dict) -> dict[str, torch.Tensor]:
+    return {
+        name: relative_table_from_unscaled_convention(value)
+        for name, value in weights.items()
+        if name.rsplit(".", 1)[-1] in RELATIVE_TABLE_NAMES
+    }

@@ -1,0 +1,50 @@
+"""Checkpoints written before the official relative-table convention load into the same function."""
+
+from __future__ import annotations
+
+import torch
+from omegaconf import OmegaConf
+
+from denoise.lit import BlindSpotModule, load_model
+from denoise.lit.checkpoint_format import CHECKPOINT_FORMAT, FORMAT_KEY
+from denoise.lit.importing import write_checkpoint
+from tests.conftest import compose_train
+
+
+def _earlier_convention(table: torch.Tensor) -> torch.Tensor:
+    """The inverse of the upgrade: row offset + 11 and unscaled q."""
+    return torch.roll(table, -2, dims=0) / table.shape[-1] ** 0.5
+
+
+def _module(tmp_path) -> BlindSpotModule:
+    settings = OmegaConf.to_container(compose_train(["debug=fast"], tmp_path).model, resolve=True)
+    settings.pop("_target_"), settings.pop("_recursive_")
+    return BlindSpotModule(**settings).double().eval()
+
+
+def test_a_format_1_checkpoint_computes_what_it_computed(tmp_path):
+    module = _module(tmp_path)
+    x = torch.rand(1, 3, 32, 32, dtype=torch.float64)
+    with torch.no_grad():
+        expected = module.net(x)
+
+    path = write_checkpoint(module, tmp_path / "today.ckpt", imported_from={})
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    assert checkpoint[FORMAT_KEY] == CHECKPOINT_FORMAT
+    tables = [name for name in checkpoint["state_dict"] if name.endswith(("rel_height", "rel_width"))]
+    assert tables  # tbsn_small has M-WSA
+    del checkpoint[FORMAT_KEY]
+    for name in tables:
+        checkpoint["state_dict"][name] = _earlier_convention(checkpoint["state_dict"][name])
+    torch.save(checkpoint, tmp_path / "earlier.ckpt")
+
+    for name in ("today.ckpt", "earlier.ckpt"):
+        loaded = load_model(tmp_path / name).double()
+        with torch.no_grad():
+            assert torch.allclose(loaded.net(x), expected, rtol=0, atol=1e-12), name
+
+    # Without the upgrade the earlier tables would compute something else: the test can fail.
+    unconverted = _module(tmp_path)
+    unconverted.load_state_dict(checkpoint["state_dict"])
+    with torch.no_grad():
+        assert (unconverted.net(x) - expected).abs().max() > 1e-6
