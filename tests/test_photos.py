@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -42,7 +43,7 @@ def test_recipe_composes_with_the_real_noise_settings(tmp_path):
 
 def test_budget_splits_into_lightning_max_times():
     assert max_time(61) == "00:00:01:01" and max_time(90061) == "01:01:01:01" and max_time(0.2) == "00:00:00:01"
-    assert stage_budgets(10, 0.6) == {"teacher": "00:00:06:00", "student": "00:00:04:00"}
+    assert stage_budgets(10, 0.7) == {"teacher": "00:00:07:00", "student": "00:00:03:00"}
     assert stage_budgets(None, 0.6) == {"teacher": None, "student": None}
     with pytest.raises(ConfigError, match="photos.budget_minutes=-1"):
         stage_budgets(-1, 0.6)
@@ -72,6 +73,23 @@ def test_one_command_trains_both_stages_and_writes_every_photo(tmp_path):
     assert set(summary["seconds"]) == {"teacher", "student", "denoise"}
     assert "val/psnr" in summary["metrics"]["student"]  # validated against the clean references
     assert (run / "teacher" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_photos_without_references_keep_the_final_weights_of_a_time_budget(tmp_path):
+    """No clean images, so no validation: last.ckpt must still hold the step the budget ended at."""
+    import torch
+
+    folder = write_photos(tmp_path / "photos")
+    run = tmp_path / "run"
+    result = run_entry("photos.py", [f"data.noisy_dir={folder}/noisy", "photos.budget_minutes=0.1",
+                                     "data.crop_size=40", "data.batch_size=2", "logger=csv"], run)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for stage in ("teacher", "student"):
+        with open(run / stage / "csv" / "metrics.csv") as file:
+            steps = [int(row["step"]) for row in csv.DictReader(file) if row["step"]]
+        saved = torch.load(run / stage / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+        assert saved >= max(steps) > 0  # logged steps count from 0: the last logged one was trained
+    assert sorted(p.name for p in (run / "denoised").iterdir()) == ["a.png", "b.png"]
 
 
 def test_without_checkpoints_the_pipeline_says_what_to_keep(tmp_path):
