@@ -74,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # --- data ------------------------------------------------------------------------------------------
-def read_pairs(folder: Path) -> list[tuple[str, "np.ndarray", "np.ndarray"]]:
+def read_pairs(folder: Path) -> list[tuple]:
     """(name, noisy, clean) float64 (H, W, C) arrays in [0, 1]; SystemExit with one line on bad input."""
     import numpy as np
     from PIL import Image
@@ -141,7 +141,8 @@ def run_recipe(args, noisy_dir: Path, run_dir: Path) -> tuple[Path, float, dict]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     print("recipe: " + " ".join(command[1:]), flush=True)
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=args.timeout)
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=args.timeout,
+                          check=False)
     seconds = time.perf_counter() - started
     (run_dir / "recipe_stdout.log").parent.mkdir(parents=True, exist_ok=True)
     (run_dir / "recipe_stdout.log").write_text(done.stdout + done.stderr)

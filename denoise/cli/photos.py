@@ -47,7 +47,7 @@ class PhotosResult:
 
 def max_time(seconds: float) -> str:
     """``trainer.max_time`` as Lightning's DD:HH:MM:SS."""
-    seconds = max(1, int(round(seconds)))
+    seconds = max(1, round(seconds))
     minutes, secs = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)
     days, hours = divmod(hours, 24)
