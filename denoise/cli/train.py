@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import lightning as L
@@ -13,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from denoise.cli.config_rules import check_train_config
 from denoise.errors import ConfigError
-from denoise.lit.callbacks import FinalValidation
+from denoise.lit.callbacks import FinalValidation, LastCheckpoint
 from denoise.lit.loggers import finish_loggers
 
 log = logging.getLogger(__name__)
@@ -112,11 +113,12 @@ def _print_summary(run_dir: Path, trainer: L.Trainer, metrics: dict[str, float])
         )
     if "val/ssim" in metrics:
         lines.append(f"Validation SSIM (Gaussian): {metrics['val/ssim']:.4f}")
-    for checkpoint in trainer.checkpoint_callbacks:
-        # A monitored callback keeps the best weights; an unmonitored one (last.ckpt) the newest.
-        if checkpoint.best_model_path:
-            kind = "Best" if checkpoint.monitor else "Last"
-            lines.append(f"{kind} checkpoint: {checkpoint.best_model_path}")
+    best = trainer.checkpoint_callback
+    if best is not None and best.best_model_path:
+        lines.append(f"Best checkpoint: {best.best_model_path}")
+    for callback in trainer.callbacks:
+        if isinstance(callback, LastCheckpoint) and os.path.isfile(callback.path):
+            lines.append(f"Last checkpoint: {callback.path}")
     for callback in trainer.callbacks:
         if getattr(callback, "latest", None) is not None:
             lines.append(f"Panel (noisy | denoised | clean): {callback.latest}")

@@ -2,11 +2,12 @@
 
 from denoise.lit.base import DenoisingModule, NonFiniteLossError
 from denoise.lit.blind_spot import BlindSpotModule
-from denoise.lit.callbacks import FinalValidation, Preemption, ValidationPanels
+from denoise.lit.callbacks import FinalValidation, LastCheckpoint, Preemption, ValidationPanels
 from denoise.lit.distill import DistillationModule
 from denoise.lit.loading import load_model
 
 __all__ = [
-    "BlindSpotModule", "DenoisingModule", "DistillationModule", "FinalValidation", "NonFiniteLossError", "Preemption",
+    "BlindSpotModule", "DenoisingModule", "DistillationModule", "FinalValidation",
+    "LastCheckpoint", "NonFiniteLossError", "Preemption",
     "ValidationPanels", "load_model",
 ]

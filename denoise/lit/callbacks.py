@@ -71,6 +71,34 @@ class FinalValidation(L.Callback):
             trainer.should_stop = True
 
 
+class LastCheckpoint(L.Callback):
+    """Keep ``<dirpath>/last.ckpt`` at the newest weights: after every validation and at every
+    training-epoch end, which includes the end of the run (``max_steps`` or ``max_time``).
+
+    Lightning's ``ModelCheckpoint(save_last=True)`` writes ``last.ckpt`` only at a step where it
+    also saves a top-k checkpoint, so a validation that is not the best, or a run without
+    validation data (photos without references), would leave it at an older step or never write
+    it. Saving at the epoch end rather than in ``on_train_end`` keeps EMA's raw weights apart: the
+    EMA callback copies its average into the model when training ends.
+    """
+
+    def __init__(self, dirpath: str):
+        self.path = os.path.join(dirpath, "last.ckpt")
+        self._saved_step = -1
+
+    def save(self, trainer: L.Trainer) -> None:
+        if trainer.state.fn != "fit" or trainer.sanity_checking or trainer.global_step == self._saved_step:
+            return
+        trainer.save_checkpoint(self.path)  # every rank calls it; only rank 0 writes
+        self._saved_step = trainer.global_step
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.save(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.save(trainer)
+
+
 class Preemption(L.Callback):
     """Save ``last.ckpt`` and stop cleanly on SIGTERM or SIGUSR1 (SLURM pre-emption, ``scancel``, kill).
 
