@@ -72,8 +72,8 @@ class FinalValidation(L.Callback):
 
 
 class LastCheckpoint(L.Callback):
-    """Keep ``<dirpath>/last.ckpt`` at the newest weights: after every validation and at every
-    training-epoch end, which includes the end of the run (``max_steps`` or ``max_time``).
+    """Keep ``<dirpath>/last.ckpt`` at the newest weights: after every validation and at the end of
+    the run (``max_steps`` or ``max_time``); without validation data, at every training-epoch end.
 
     Lightning's ``ModelCheckpoint(save_last=True)`` writes ``last.ckpt`` only at a step where it
     also saves a top-k checkpoint, so a validation that is not the best, or a run without
@@ -89,14 +89,17 @@ class LastCheckpoint(L.Callback):
     def save(self, trainer: L.Trainer) -> None:
         if trainer.state.fn != "fit" or trainer.sanity_checking or trainer.global_step == self._saved_step:
             return
-        trainer.save_checkpoint(self.path)  # every rank calls it; only rank 0 writes
+        # Every rank calls it and only rank 0 writes; the full state, so that a run can resume.
+        trainer.save_checkpoint(self.path, weights_only=False)
         self._saved_step = trainer.global_step
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.save(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.save(trainer)
+        ending = trainer.should_stop or 0 < trainer.max_steps <= trainer.global_step
+        if ending or not sum(trainer.num_val_batches):
+            self.save(trainer)
 
 
 class Preemption(L.Callback):
@@ -148,7 +151,7 @@ class Preemption(L.Callback):
         path = self._last_path(trainer)
         if path is None or self.saved_path == path and trainer.global_step == self._saved_step:
             return
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)
         self.saved_path, self._saved_step = path, trainer.global_step
         rank_zero_info(f"{reason}: saved {path} at step {trainer.global_step}; resume with ckpt_path={path}")
 
