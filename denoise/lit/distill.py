@@ -23,7 +23,8 @@ from denoise.ops import InferenceSettings
 from denoise.ops.inference import NetworkPass, network_alignment
 
 # The teacher's protocol of the official distillation code: PD 2 then one R3 pass (p = 0.16).
-TEACHER_INFERENCE = {"pd_factor": 2, "r3_passes": 1, "r3_p": 0.16, "tile_size": None}
+# TBSN: PD 2, then one full-resolution pass on the unpadded image (as configs/model/distill.yaml).
+TEACHER_INFERENCE = {"pd_factor": 2, "r3_passes": 1, "r3_p": 0.16, "r3_pad": 0, "tile_size": None}
 
 
 class DistillationModule(DenoisingModule):
