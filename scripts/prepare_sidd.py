@@ -16,8 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from denoise.data.sidd import find_data_dir, medium_images
-from denoise.data.sidd_patches import cut_patches, default_patch_dir
+from denoise.data.datamodules.sidd import find_data_dir, medium_images
+from denoise.data.datasets.sidd_patches import cut_patches, default_patch_dir
 from denoise.errors import UserInputError
 
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from denoise.data import check_channels
-from denoise.data.crops import check_crop_size, random_crop
-from denoise.data.datasets import NoisyCropDataset
+from denoise.data.datasets.crops import check_crop_size, random_crop
+from denoise.data.datasets.images import NoisyCropDataset
 from denoise.errors import DataError
 from denoise.ops.pd import pd_down
 

@@ -7,7 +7,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from denoise.data.fixtures import write_dnd, write_sidd_benchmark, write_sidd_medium, write_sidd_validation
+from tests.data_fixtures import write_dnd, write_sidd_benchmark, write_sidd_medium, write_sidd_validation
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 NOISES = sorted(p.stem for p in (CONFIGS / "noise").glob("*.yaml"))

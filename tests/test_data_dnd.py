@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from denoise.data.dnd import DNDDataModule, read_boxes
-from denoise.data.fixtures import write_dnd
+from denoise.data.datamodules.dnd import DNDDataModule, read_boxes
 from denoise.errors import ConfigError, DataError
+from tests.data_fixtures import write_dnd
 
 
 def test_boxes_are_read_and_cropped_as_the_dnd_devkit_does(tmp_path):

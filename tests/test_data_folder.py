@@ -8,7 +8,7 @@ import tifffile
 import torch
 from PIL import Image
 
-from denoise.data.folder import FolderDataModule
+from denoise.data.datamodules.folder import FolderDataModule
 from denoise.data.noise import GaussianNoise, NoNoise
 from denoise.errors import ConfigError, DataError
 

@@ -8,11 +8,11 @@ import scipy.io
 import tifffile
 import torch
 
-from denoise.data.fixtures import hsi_cube, write_mat_v73
-from denoise.data.hsi import HSIDataModule
-from denoise.data.hsi_cube import normalize, probe_cube, read_cube
+from denoise.data.datamodules.hsi import HSIDataModule
+from denoise.data.formats.hsi_cube import normalize, probe_cube, read_cube
 from denoise.data.noise import GaussianNoise, NoNoise, StripeNoise
 from denoise.errors import ConfigError, DataError
+from tests.data_fixtures import hsi_cube, write_mat_v73
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 CUBE = hsi_cube(40, 48, 8)  # H x W x bands

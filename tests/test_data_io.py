@@ -7,8 +7,7 @@ import tifffile
 import torch
 from PIL import Image
 
-from denoise.data.fixtures import write_mat_v73
-from denoise.data.io import (
+from denoise.data.formats.image_files import (
     ImageInfo,
     image_format,
     probe_image,
@@ -17,8 +16,9 @@ from denoise.data.io import (
     read_raw,
     write_image,
 )
-from denoise.data.matfile import choose_key, is_v73, mat_keys, read_mat
+from denoise.data.formats.matfile import choose_key, is_v73, mat_keys, read_mat
 from denoise.errors import DataError
+from tests.data_fixtures import write_mat_v73
 
 RNG = np.random.default_rng(0)
 

@@ -9,19 +9,19 @@ import pytest
 import scipy.io
 import torch
 
-from denoise.data.crops import check_crop_size
-from denoise.data.fixtures import (
+from denoise.data.datamodules.sidd import SIDDDataModule, find_data_dir, medium_images
+from denoise.data.datamodules.sidd_blocks import SIDDBenchmarkDataModule, SIDDValidationDataModule
+from denoise.data.datasets.crops import check_crop_size
+from denoise.data.datasets.sidd_patches import cut_patches, default_patch_dir, patch_starts
+from denoise.data.noise import GaussianNoise, NoNoise
+from denoise.errors import ConfigError, DataError
+from tests.data_fixtures import (
     sidd_blocks,
     write_mat_v73,
     write_sidd_benchmark,
     write_sidd_medium,
     write_sidd_validation,
 )
-from denoise.data.noise import GaussianNoise, NoNoise
-from denoise.data.sidd import SIDDDataModule, find_data_dir, medium_images
-from denoise.data.sidd_blocks import SIDDBenchmarkDataModule, SIDDValidationDataModule
-from denoise.data.sidd_patches import cut_patches, default_patch_dir, patch_starts
-from denoise.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -160,7 +160,7 @@ def test_sidd_benchmark_submission_has_the_exact_keys_dtype_and_shape(checkpoint
 
 
 def test_dnd_submission_bundles(checkpoint, tmp_path):
-    from denoise.data.fixtures import write_dnd
+    from tests.data_fixtures import write_dnd
 
     write_dnd(tmp_path / "dnd", images=2, boxes=3, size=(64, 72), box=32)
     run_dir = tmp_path / "run"
@@ -213,7 +213,7 @@ def test_demo_eval_uses_the_checkpoint_settings_unless_overridden(checkpoint, tm
 
 
 def test_hsi_protocol_reports_mpsnr_mssim_sam_ergas(checkpoint, tmp_path):
-    from denoise.data.fixtures import hsi_cube
+    from tests.data_fixtures import hsi_cube
 
     np.save(tmp_path / "cube.npy", hsi_cube(40, 44, bands=3))
     results = evaluate(

@@ -12,7 +12,7 @@ import tifffile
 from PIL import Image
 
 from denoise.cli.predict import denoised_channels, predict, read_input
-from denoise.data.io import probe_image, read_raw, write_image
+from denoise.data.formats.image_files import probe_image, read_raw, write_image
 from denoise.errors import ConfigError, DataError
 from tests.conftest import CONFIGS, run_entry
 from tests.test_eval import demo_checkpoint

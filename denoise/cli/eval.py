@@ -39,9 +39,9 @@ from denoise.cli.checkpoint import (
     settings_summary,
 )
 from denoise.cli.config_rules import check_eval_config
-from denoise.data.dnd import DNDDataModule
-from denoise.data.io import write_image
-from denoise.data.sidd_blocks import SIDDBenchmarkDataModule
+from denoise.data.datamodules.dnd import DNDDataModule
+from denoise.data.datamodules.sidd_blocks import SIDDBenchmarkDataModule
+from denoise.data.formats.image_files import write_image
 from denoise.data.submission import DNDSubmission, SIDDSubmission
 from denoise.errors import ConfigError, DataError
 from denoise.lit.callbacks import panel_image
@@ -80,7 +80,7 @@ def hsi_image_metrics(estimate: torch.Tensor, reference: torch.Tensor) -> dict[s
 
 def choose_protocol(name: str, model, datamodule) -> str:
     if name == "auto":
-        from denoise.data.hsi import HSIDataModule
+        from denoise.data.datamodules.hsi import HSIDataModule
 
         hsi = getattr(model, "val_protocol", "srgb") == "hsi" or isinstance(datamodule, HSIDataModule)
         return "hsi" if hsi else "srgb"

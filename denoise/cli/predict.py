@@ -34,8 +34,15 @@ from denoise.cli.checkpoint import (
 )
 from denoise.cli.config_rules import check_predict_config
 from denoise.data.checks import check_finite
-from denoise.data.io import FORMATS, ImageInfo, npy_geometry, probe_image, read_image, write_image
-from denoise.data.matfile import choose_key, mat_shapes, read_mat
+from denoise.data.formats.image_files import (
+    FORMATS,
+    ImageInfo,
+    npy_geometry,
+    probe_image,
+    read_image,
+    write_image,
+)
+from denoise.data.formats.matfile import choose_key, mat_shapes, read_mat
 from denoise.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)

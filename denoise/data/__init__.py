@@ -1,9 +1,10 @@
-"""Readers, datasets, Lightning datamodules and noise models.
+"""Data: files on disk, datasets over them, and one Lightning datamodule per source.
 
-Datamodules (one per ``configs/data/*.yaml``): ``sidd.SIDDDataModule``,
-``sidd_blocks.SIDDValidationDataModule`` / ``SIDDBenchmarkDataModule``, ``dnd.DNDDataModule``,
-``folder.FolderDataModule``, ``hsi.HSIDataModule``, ``demo.DemoDataModule``. Image files are
-read and written by ``io`` (``read_image``, ``write_image``), MATLAB files by ``matfile``.
+- ``formats/``: readers and writers of files (images, MATLAB, hyperspectral cubes).
+- ``datasets/``: torch datasets (random training crops, whole images) and their crops.
+- ``datamodules/``: one datamodule per ``configs/data/*.yaml`` over a shared base.
+- ``noise``: synthetic noise models; ``checks``: data against the config; ``submission``:
+  benchmark submission writers.
 """
 
 from denoise.data.checks import check_channels

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 
 from denoise.data.checks import check_channels
-from denoise.data.crops import check_crop_size
+from denoise.data.datasets.crops import check_crop_size
 from denoise.errors import ConfigError
 from denoise.lit.base import VAL_PROTOCOLS, DenoisingModule, plain
 from denoise.ops import InferenceSettings, blind_spot_denoise, first_sub_image, pd_down

@@ -27,7 +27,7 @@ import numpy as np
 import tifffile
 
 from denoise.data.checks import check_finite
-from denoise.data.matfile import choose_key, mat_shapes, read_mat
+from denoise.data.formats.matfile import choose_key, mat_shapes, read_mat
 from denoise.errors import ConfigError, DataError
 
 CUBE_KEYS = ("rad", "gt", "data", "Y", "DataCube", "cube", "hsi", "img")

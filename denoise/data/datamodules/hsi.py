@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from denoise.data.base import TrainingDataModule, is_synthetic, positive_int
 from denoise.data.checks import check_crop_fits
-from denoise.data.datasets import NoisyCropDataset, PairedImageDataset, as_float, fixed_noise
-from denoise.data.hsi_cube import (
+from denoise.data.datamodules.base import TrainingDataModule, is_synthetic, positive_int
+from denoise.data.datasets.images import NoisyCropDataset, PairedImageDataset, as_float, fixed_noise
+from denoise.data.formats.hsi_cube import (
     NORMALIZATIONS,
     CubeInfo,
     apply_normalization,

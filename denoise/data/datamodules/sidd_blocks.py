@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from denoise.data.base import EvaluationDataModule
-from denoise.data.datasets import PairedImageDataset
-from denoise.data.matfile import mat_shapes, read_mat
+from denoise.data.datamodules.base import EvaluationDataModule
+from denoise.data.datasets.images import PairedImageDataset
+from denoise.data.formats.matfile import mat_shapes, read_mat
 from denoise.errors import ConfigError, DataError
 
 SIDD_URL = "https://abdokamel.github.io/sidd/"

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from skimage import data as skdata
 from torch.utils.data import DataLoader
 
-from denoise.data.datasets import NoisyCropDataset, PairedImageDataset
+from denoise.data.datasets.images import NoisyCropDataset, PairedImageDataset
 from denoise.data.noise import NoNoise
 from denoise.errors import ConfigError
 

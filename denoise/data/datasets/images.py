@@ -18,8 +18,8 @@ import torch
 from torch.utils.data import Dataset
 
 from denoise.data.checks import check_finite
-from denoise.data.crops import random_crop, random_flip_rotate
-from denoise.data.io import read_raw
+from denoise.data.datasets.crops import random_crop, random_flip_rotate
+from denoise.data.formats.image_files import read_raw
 from denoise.errors import DataError
 
 FIX_THE_FILE = "fix or replace the file"

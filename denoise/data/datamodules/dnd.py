@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from denoise.data.base import EvaluationDataModule
-from denoise.data.matfile import mat_keys
+from denoise.data.datamodules.base import EvaluationDataModule
+from denoise.data.formats.matfile import mat_keys
 from denoise.errors import ConfigError, DataError
 
 DND_URL = "https://noise.visinf.tu-darmstadt.de/"

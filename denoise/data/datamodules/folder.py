@@ -22,10 +22,10 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from denoise.data.base import TrainingDataModule, is_synthetic
 from denoise.data.checks import check_crop_fits
-from denoise.data.datasets import ImageFile, NoisyCropDataset, PairedImageDataset, lazy_fixed_noisy
-from denoise.data.io import IMAGE_SUFFIXES, ImageInfo, list_images, probe_images
+from denoise.data.datamodules.base import TrainingDataModule, is_synthetic
+from denoise.data.datasets.images import ImageFile, NoisyCropDataset, PairedImageDataset, lazy_fixed_noisy
+from denoise.data.formats.image_files import IMAGE_SUFFIXES, ImageInfo, list_images, probe_images
 from denoise.errors import ConfigError, DataError
 
 

@@ -20,12 +20,12 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from denoise.data.base import TrainingDataModule
 from denoise.data.checks import check_crop_fits
-from denoise.data.datasets import ImageFile, NoisyCropDataset
-from denoise.data.io import ImageInfo, probe_images
-from denoise.data.sidd_blocks import SIDD_URL, validation_blocks
-from denoise.data.sidd_patches import default_patch_dir, read_manifest
+from denoise.data.datamodules.base import TrainingDataModule
+from denoise.data.datamodules.sidd_blocks import SIDD_URL, validation_blocks
+from denoise.data.datasets.images import ImageFile, NoisyCropDataset
+from denoise.data.datasets.sidd_patches import default_patch_dir, read_manifest
+from denoise.data.formats.image_files import ImageInfo, probe_images
 from denoise.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)

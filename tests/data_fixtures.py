@@ -1,4 +1,4 @@
-"""Tiny data sets written in exactly the on-disk formats of the real ones, for tests and smoke runs.
+"""Tiny data sets written in exactly the on-disk formats of the real ones, for the tests.
 
 Each writer takes a folder and returns what it wrote; the pixel content is random but the
 layout, file names, MATLAB versions, keys, dtypes and axis orders are those of SIDD, DND, ICVL

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from denoise.data.io import read_raw
+from denoise.data.formats.image_files import read_raw
 from denoise.errors import DataError
 
 MANIFEST = "manifest.json"

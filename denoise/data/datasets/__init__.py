@@ -1,0 +1,1 @@
+"""Torch datasets: random training crops, whole images for evaluation, and the SIDD patch cache."""
