@@ -168,3 +168,26 @@ def test_unreadable_mat_file_is_named(tmp_path):
     path.write_bytes(b"\x00" * 50)
     with pytest.raises(DataError, match="broken.mat: not a readable MATLAB"):
         mat_keys(path)
+
+
+@pytest.mark.parametrize(
+    "stored, layout",
+    [(RNG.integers(0, 256, (12, 17, 3)).astype(np.uint8), "hwc"),
+     (RNG.random((2, 12, 17)).astype(np.float32), "chw"),
+     (RNG.integers(0, 65536, (12, 17)).astype(np.uint16), "hw")],
+)
+def test_mat_images_round_trip_with_their_variable_dtype_and_axis_order(tmp_path, stored, layout):
+    scipy.io.savemat(tmp_path / "in.mat", {"other": np.zeros(3), "img": stored})
+    info = probe_image(tmp_path / "in.mat", mat_key="img")
+    assert (info.format, info.key, info.layout) == ("mat", "img", layout)
+    image, info = read_image(tmp_path / "in.mat", info)
+    assert info.dtype == stored.dtype.name and image.shape == info.shape and image.dtype == torch.float32
+    out = write_image(tmp_path / "out.mat", image, like=info)
+    written = scipy.io.loadmat(out)["img"]
+    assert written.dtype == stored.dtype and np.array_equal(written, stored)
+
+
+def test_mat_image_without_a_numeric_sample_type_is_named(tmp_path):
+    scipy.io.savemat(tmp_path / "waves.mat", {"img": np.ones((4, 5)) * 1j})
+    with pytest.raises(DataError, match="waves.mat: variable 'img' is complex128; expected integer or float"):
+        read_image(tmp_path / "waves.mat")

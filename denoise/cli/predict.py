@@ -15,85 +15,22 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import scipy.io
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from denoise.cli.checkpoint import (
-    choose_device,
-    denoise_with_progress,
-    inference_settings,
-    load_model,
-    model_channels,
-    settings_summary,
-)
 from denoise.cli.config_rules import check_predict_config
+from denoise.cli.device import choose_device
 from denoise.data.checks import check_finite
-from denoise.data.formats.image_files import (
-    FORMATS,
-    ImageInfo,
-    npy_geometry,
-    probe_image,
-    read_image,
-    write_image,
-)
-from denoise.data.formats.matfile import choose_key, mat_shapes, read_mat
+from denoise.data.formats.image_files import IMAGE_SUFFIXES, ImageInfo, probe_image, read_image, write_image
 from denoise.errors import ConfigError, DataError
+from denoise.lit import load_model
+from denoise.ops.protocols import protocol_summary
 
 log = logging.getLogger(__name__)
-SUFFIXES = (*FORMATS, ".mat")
-
-
-@dataclass(frozen=True)
-class MatInfo:
-    """A .mat input: which variable, its dtype and layout (hwc, chw or a 2-D plane)."""
-
-    path: str
-    key: str
-    dtype: str
-    layout: str
-    channels: int
-    height: int
-    width: int
-    ndim: int
-
-
-def probe_mat(path: Path, key: str | None) -> MatInfo:
-    name = choose_key(path, key, setting="mat_key")
-    shape = mat_shapes(path)[name]
-    layout, channels, height, width = npy_geometry(path, shape)
-    return MatInfo(str(path), name, "", layout, channels, height, width, len(shape))
-
-
-def read_mat_image(info: MatInfo) -> tuple[torch.Tensor, MatInfo]:
-    array = read_mat(info.path, info.key)
-    if array.dtype.kind not in "uif":
-        raise DataError(
-            f"{info.path}: variable {info.key!r} is {array.dtype}; expected integer or float samples"
-        )
-    scale = float(np.iinfo(array.dtype).max) if array.dtype.kind in "ui" else 1.0
-    chw = array[None] if array.ndim == 2 else (array if info.layout == "chw" else array.transpose(2, 0, 1))
-    tensor = torch.from_numpy(np.array(chw, dtype=np.float32)) / scale
-    return tensor, MatInfo(
-        info.path, info.key, str(array.dtype), info.layout, info.channels, info.height, info.width, info.ndim
-    )
-
-
-def write_mat_image(path: Path, image: torch.Tensor, info: MatInfo) -> Path:
-    array = np.clip(image.detach().cpu().double().numpy(), 0.0, 1.0)
-    dtype = np.dtype(info.dtype)
-    if dtype.kind in "ui":
-        array = np.floor(array * np.iinfo(dtype).max + 0.5)
-    array = array.astype(dtype)
-    array = array[0] if info.ndim == 2 else (array if info.layout == "chw" else array.transpose(1, 2, 0))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scipy.io.savemat(path, {info.key: np.ascontiguousarray(array)}, do_compression=True)
-    return path
+SUFFIXES = IMAGE_SUFFIXES
 
 
 def input_files(source: str | None, recursive: bool) -> tuple[Path, list[Path]]:
@@ -127,11 +64,11 @@ def predict(cfg: DictConfig) -> dict:
         raise ConfigError(f"output={cfg.output} is a file; expected a folder")
     device = choose_device(cfg.get("device"))
     model = load_model(cfg.get("ckpt_path"), device)
-    settings = inference_settings(model.inference, cfg.get("inference"))
-    channels = model_channels(model)
+    settings = model.inference.overridden(OmegaConf.to_container(cfg.inference, resolve=True))
+    channels = model.in_channels
     log.info(
         f"Denoising {len(files)} file(s) from {cfg.input} into {output} on {device} "
-        f"({settings_summary(settings)})"
+        f"({protocol_summary(settings)})"
     )
 
     written, failed = [], {}
@@ -152,7 +89,7 @@ def predict(cfg: DictConfig) -> dict:
             colour = denoised_channels(info, channels)  # an alpha channel is kept, not denoised
             tiles_bar.reset()
             noisy = image[None, :colour].to(device)
-            denoised = denoise_with_progress(model, noisy, settings, on_tile)[0].float().cpu()
+            denoised = model.denoise(noisy, settings, on_tile)[0].float().cpu()
             _write(target, torch.cat([denoised, image[colour:]]), info)
             written.append(str(target))
         except DataError as error:
@@ -168,22 +105,19 @@ def predict(cfg: DictConfig) -> dict:
     return {"written": written, "failed": failed, "output": str(output)}
 
 
-def denoised_channels(info: ImageInfo | MatInfo, channels: int | None) -> int:
+def denoised_channels(info: ImageInfo, channels: int | None) -> int:
     """How many leading channels the model denoises: all, or all but an alpha channel it does not take."""
-    if isinstance(info, ImageInfo) and info.alpha and channels != info.channels:
+    if info.alpha and channels != info.channels:
         return info.colour_channels
     return info.channels
 
 
 def read_input(
     path: Path, mat_key: str | None, channels: int | None
-) -> tuple[torch.Tensor, ImageInfo | MatInfo]:
+) -> tuple[torch.Tensor, ImageInfo]:
     """The image as float (C, H, W) in [0, 1]; the channel count is checked from the header first,
     the samples after reading (NaN or Inf would pass through the network into the output)."""
-    if path.suffix.lower() == ".mat":
-        info = probe_mat(path, mat_key)
-    else:
-        info = probe_image(path)
+    info = probe_image(path, mat_key)
     colour = denoised_channels(info, channels)
     if channels is not None and colour != channels:
         alpha = " and an alpha channel" if colour != info.channels else ""
@@ -191,12 +125,10 @@ def read_input(
             f"{path}: the image has {colour} channel(s){alpha} but the model takes {channels} "
             f"(model.net.in_ch={channels}); convert the image or use a model for {colour}-channel images"
         )
-    image, info = read_mat_image(info) if isinstance(info, MatInfo) else read_image(path)
+    image, info = read_image(path, info)
     check_finite(image, str(path), "fix the file or leave it out of the input")
     return image, info
 
 
-def _write(target: Path, image: torch.Tensor, info: ImageInfo | MatInfo) -> Path:
-    if isinstance(info, MatInfo):
-        return write_mat_image(target, image, info)
+def _write(target: Path, image: torch.Tensor, info: ImageInfo) -> Path:
     return write_image(target, image.clamp(0, 1), like=info)

@@ -28,6 +28,9 @@ from denoise.data.datasets.images import ImageFile, NoisyCropDataset, PairedImag
 from denoise.data.formats.image_files import IMAGE_SUFFIXES, ImageInfo, list_images, probe_images
 from denoise.errors import ConfigError, DataError
 
+# A .mat file needs the name of its variable, which data=folder has no setting for.
+FOLDER_SUFFIXES = tuple(suffix for suffix in IMAGE_SUFFIXES if suffix != ".mat")
+
 
 def _folder(value: str | None, key: str) -> Path | None:
     if value is None:
@@ -36,15 +39,15 @@ def _folder(value: str | None, key: str) -> Path | None:
     if not folder.is_dir():
         raise DataError(
             f"data.{key}={value}: {'not a folder' if folder.exists() else 'no such folder'}; expected a folder of "
-            f"{'/'.join(s.lstrip('.') for s in IMAGE_SUFFIXES)} images"
+            f"{'/'.join(s.lstrip('.') for s in FOLDER_SUFFIXES)} images"
         )
     return folder
 
 
 def _by_stem(folder: Path, key: str, skip_bad: bool) -> dict[str, tuple[Path, ImageInfo]]:
-    files = list_images(folder)
+    files = list_images(folder, FOLDER_SUFFIXES)
     if not files:
-        raise DataError(f"data.{key}={folder}: no images (expected {', '.join(IMAGE_SUFFIXES)} files)")
+        raise DataError(f"data.{key}={folder}: no images (expected {', '.join(FOLDER_SUFFIXES)} files)")
     stems: dict[str, tuple[Path, ImageInfo]] = {}
     for path, info in probe_images(files, skip_bad):
         if path.stem in stems:

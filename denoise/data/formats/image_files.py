@@ -1,4 +1,4 @@
-"""Reading and writing images: PNG (8 and 16 bit), JPEG, TIFF and ``.npy``, any channel count.
+"""Reading and writing images: PNG (8 and 16 bit), JPEG, TIFF, ``.npy`` and MATLAB ``.mat``, any channel count.
 
 ``read_image(path)`` gives a float (C, H, W) tensor in [0, 1] and an :class:`ImageInfo` that
 remembers the file's format, dtype, bit depth and layout; ``write_image(path, image, like=info)``
@@ -8,6 +8,9 @@ maximum (255, 65535); float data (TIFF, ``.npy``) are taken as already in [0, 1]
 ``probe_image(path)`` reads only the header and checks that the file is complete (not
 truncated), so a datamodule can check hundreds of images, their sizes and channel counts in
 ``setup`` without decoding them.
+
+A ``.mat`` image is one variable of the file (v5 or v7.3): ``probe_image(path, mat_key)`` picks
+``mat_key`` or the file's only array; it is written back as MATLAB v5 under the same name.
 
 ``ImageInfo.alpha`` marks a last channel that is opacity (PNG grey+alpha and RGBA, palette PNG
 with transparency, TIFF with an alpha extra sample); ``.npy`` and ``.mat`` carry no such mark.
@@ -19,19 +22,24 @@ from __future__ import annotations
 
 import struct
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import png
+import scipy.io
 import tifffile
 import torch
 from PIL import Image
 
+from denoise.data.formats.matfile import choose_key, mat_shapes, read_mat
 from denoise.errors import DataError
 
-FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff", ".npy": "npy"}
+FORMATS = {
+    ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff", ".npy": "npy", ".mat": "mat"
+}
 IMAGE_SUFFIXES = tuple(FORMATS)
+DEFAULT_MAT_KEY = "image"  # the variable a .mat output gets when no input names one
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TAIL_BYTES = 65536  # where the end marker of a complete PNG / JPEG must be
 
@@ -41,13 +49,16 @@ class ImageInfo:
     """What a file holds, without its pixels."""
 
     path: str
-    format: str  # png | jpeg | tiff | npy
-    dtype: str  # numpy dtype of the stored samples, e.g. "uint8", "uint16", "float32"
+    format: str  # png | jpeg | tiff | npy | mat
+    # numpy dtype of the stored samples, e.g. "uint8", "uint16", "float32"; "" for a .mat until it
+    # is read (MATLAB's header gives no dtype that loading keeps: logical arrays load as uint8)
+    dtype: str
     channels: int
     height: int
     width: int
-    layout: str = "hwc"  # sample order on disk: hwc (interleaved) or chw (planar / bands first)
+    layout: str = "hwc"  # sample order on disk: hwc (interleaved), chw (planar / bands first), hw (a .mat plane)
     alpha: bool = False  # the last channel is opacity (PNG grey+alpha / RGBA, TIFF with an alpha sample)
+    key: str | None = None  # the variable of a .mat file
 
     @property
     def colour_channels(self) -> int:
@@ -76,22 +87,25 @@ def image_format(path: str | Path) -> str:
     return FORMATS[suffix]
 
 
-def list_images(folder: str | Path) -> list[Path]:
-    """The image files of ``folder`` (not recursive), sorted by name."""
-    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in FORMATS)
+def list_images(folder: str | Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[Path]:
+    """The files of ``folder`` with one of ``suffixes`` (not recursive), sorted by name."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in suffixes)
 
 
 # ----------------------------------------------------------------------------------- probing
 
 
-def probe_image(path: str | Path) -> ImageInfo:
-    """Header facts of an image file; DataError if it is unreadable or truncated."""
+def probe_image(path: str | Path, mat_key: str | None = None) -> ImageInfo:
+    """Header facts of an image file; DataError if it is unreadable or truncated.
+
+    ``mat_key`` names the variable of a ``.mat`` file (default: its only array).
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such image file")
     fmt = image_format(path)
     try:
-        return _PROBES[fmt](path)
+        return _probe_mat(path, mat_key) if fmt == "mat" else _PROBES[fmt](path)
     except DataError:
         raise
     except Exception as error:  # every library has its own exception types
@@ -185,6 +199,13 @@ def npy_geometry(path: str | Path, shape: tuple[int, ...]) -> tuple[str, int, in
     )
 
 
+def _probe_mat(path: Path, key: str | None) -> ImageInfo:
+    name = choose_key(path, key, setting="mat_key")
+    shape = mat_shapes(path)[name]
+    layout, channels, height, width = npy_geometry(path, shape)
+    return ImageInfo(str(path), "mat", "", channels, height, width, "hw" if len(shape) == 2 else layout, key=name)
+
+
 _PROBES = {"png": _probe_png, "jpeg": _probe_jpeg, "tiff": _probe_tiff, "npy": _probe_npy}
 
 
@@ -205,7 +226,8 @@ def _short(error: BaseException) -> str:
 
 
 def read_raw(path: str | Path, info: ImageInfo | None = None) -> tuple[np.ndarray, ImageInfo]:
-    """The stored samples as a (C, H, W) numpy array of the file's own dtype (a view where possible)."""
+    """The stored samples as a (C, H, W) numpy array of the file's own dtype (a view where possible),
+    and the file's :class:`ImageInfo` (a ``.mat``'s with its dtype filled in)."""
     info = info if info is not None else probe_image(path)
     try:
         array = _READERS[info.format](Path(path), info)
@@ -213,6 +235,8 @@ def read_raw(path: str | Path, info: ImageInfo | None = None) -> tuple[np.ndarra
         raise
     except Exception as error:
         raise DataError(f"{path}: cannot decode the image ({_short(error)})") from error
+    if info.format == "mat":
+        info = replace(info, dtype=str(array.dtype))
     if array.ndim == 2:
         array = array[None]
     elif info.layout == "hwc":
@@ -222,9 +246,9 @@ def read_raw(path: str | Path, info: ImageInfo | None = None) -> tuple[np.ndarra
     return array, info
 
 
-def read_image(path: str | Path) -> tuple[torch.Tensor, ImageInfo]:
-    """A float32 (C, H, W) tensor in [0, 1] and the file's :class:`ImageInfo`."""
-    array, info = read_raw(path)
+def read_image(path: str | Path, info: ImageInfo | None = None) -> tuple[torch.Tensor, ImageInfo]:
+    """A float32 (C, H, W) tensor in [0, 1] and the file's :class:`ImageInfo` (``info``: probed already)."""
+    array, info = read_raw(path, info)
     return to_float(array, info.scale), info
 
 
@@ -269,7 +293,14 @@ def _read_npy(path: Path, info: ImageInfo) -> np.ndarray:
     return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
-_READERS = {"png": _read_png, "jpeg": _read_jpeg, "tiff": _read_tiff, "npy": _read_npy}
+def _read_mat(path: Path, info: ImageInfo) -> np.ndarray:
+    array = read_mat(path, info.key)
+    if array.dtype.kind not in "uif":
+        raise DataError(f"{path}: variable {info.key!r} is {array.dtype}; expected integer or float samples")
+    return array
+
+
+_READERS = {"png": _read_png, "jpeg": _read_jpeg, "tiff": _read_tiff, "npy": _read_npy, "mat": _read_mat}
 
 
 # ----------------------------------------------------------------------------------- writing
@@ -280,7 +311,8 @@ def write_image(path: str | Path, image: torch.Tensor | np.ndarray, like: ImageI
 
     With ``like`` (the :class:`ImageInfo` of the input) the bit depth, dtype and layout follow
     the original where the format can hold them: a 16-bit PNG stays 16-bit, a float TIFF stays
-    float. Without it, PNG and JPEG are 8-bit, TIFF and ``.npy`` float32.
+    float, a ``.mat`` keeps its variable name. Without it, PNG and JPEG are 8-bit, TIFF, ``.npy``
+    and ``.mat`` float32.
     """
     path = Path(path)
     fmt = image_format(path)
@@ -292,8 +324,10 @@ def write_image(path: str | Path, image: torch.Tensor | np.ndarray, like: ImageI
     dtype = _output_dtype(fmt, like)
     stored = _quantize(array, dtype)
     path.parent.mkdir(parents=True, exist_ok=True)
-    layout = like.layout if like is not None and like.format == fmt else ("chw" if fmt == "npy" else "hwc")
-    _WRITERS[fmt](path, stored, layout)
+    same_format = like is not None and like.format == fmt
+    layout = like.layout if same_format else ("chw" if fmt == "npy" else "hwc")
+    key = like.key if same_format and like.key else DEFAULT_MAT_KEY
+    _WRITERS[fmt](path, stored, layout, key)
     return path
 
 
@@ -313,7 +347,7 @@ def _quantize(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.floor(np.clip(array.astype(np.float64), 0.0, 1.0) * top + 0.5).astype(dtype)
 
 
-def _write_png(path: Path, array: np.ndarray, layout: str) -> None:
+def _write_png(path: Path, array: np.ndarray, layout: str, key: str) -> None:
     channels, height, width = array.shape
     if channels not in (1, 2, 3, 4):
         raise DataError(f"{path}: PNG holds 1 to 4 channels, the image has {channels}; write .tif or .npy")
@@ -326,14 +360,14 @@ def _write_png(path: Path, array: np.ndarray, layout: str) -> None:
     Image.fromarray(hwc[..., 0] if channels == 1 else hwc).save(path)
 
 
-def _write_jpeg(path: Path, array: np.ndarray, layout: str) -> None:
+def _write_jpeg(path: Path, array: np.ndarray, layout: str, key: str) -> None:
     if array.shape[0] not in (1, 3):
         raise DataError(f"{path}: JPEG holds 1 or 3 channels, the image has {array.shape[0]}")
     hwc = np.ascontiguousarray(array.transpose(1, 2, 0))
     Image.fromarray(hwc[..., 0] if array.shape[0] == 1 else hwc).save(path, quality=95)
 
 
-def _write_tiff(path: Path, array: np.ndarray, layout: str) -> None:
+def _write_tiff(path: Path, array: np.ndarray, layout: str, key: str) -> None:
     if array.shape[0] == 1:
         tifffile.imwrite(path, array[0], photometric="minisblack")
     elif layout == "hwc" and array.shape[0] in (3, 4):
@@ -342,12 +376,17 @@ def _write_tiff(path: Path, array: np.ndarray, layout: str) -> None:
         tifffile.imwrite(path, array, photometric="minisblack", planarconfig="separate")
 
 
-def _write_npy(path: Path, array: np.ndarray, layout: str) -> None:
+def _write_npy(path: Path, array: np.ndarray, layout: str, key: str) -> None:
     np.save(path, array[0] if array.shape[0] == 1 else (array if layout == "chw" else array.transpose(1, 2, 0)))
 
 
-_WRITERS = {"png": _write_png, "jpeg": _write_jpeg, "tiff": _write_tiff, "npy": _write_npy}
+def _write_mat(path: Path, array: np.ndarray, layout: str, key: str) -> None:
+    """MATLAB v5 (scipy writes no v7.3), ``key`` in the input's axis order."""
+    stored = array[0] if layout == "hw" else (array if layout == "chw" else array.transpose(1, 2, 0))
+    scipy.io.savemat(path, {key: np.ascontiguousarray(stored)}, do_compression=True)
 
+
+_WRITERS = {"png": _write_png, "jpeg": _write_jpeg, "tiff": _write_tiff, "npy": _write_npy, "mat": _write_mat}
 
 
 def probe_images(paths: list[Path], skip_bad: bool = False) -> list[tuple[Path, ImageInfo]]:
