@@ -4,20 +4,14 @@
 import hydra
 from omegaconf import DictConfig
 
-from denoise.cli.errors import find_user_error, report_user_error
+from denoise.cli.errors import task_wrapper
 from denoise.cli.eval import evaluate
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="eval")
+@task_wrapper
 def main(cfg: DictConfig) -> dict | None:
-    try:
-        return evaluate(cfg)
-    except Exception as error:
-        user_error = find_user_error(error)
-        if user_error is None:
-            raise
-        report_user_error(user_error)
-        return None
+    return evaluate(cfg)
 
 
 if __name__ == "__main__":

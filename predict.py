@@ -4,21 +4,14 @@
 import hydra
 from omegaconf import DictConfig
 
-from denoise.cli.errors import find_user_error, report_user_error
+from denoise.cli.errors import task_wrapper
 from denoise.cli.predict import predict
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="predict")
+@task_wrapper
 def main(cfg: DictConfig) -> None:
-    try:
-        result = predict(cfg)
-    except Exception as error:
-        user_error = find_user_error(error)
-        if user_error is None:
-            raise
-        report_user_error(user_error)
-        return
-    if result["failed"]:
+    if predict(cfg)["failed"]:
         raise SystemExit(1)
 
 

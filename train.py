@@ -3,29 +3,19 @@
 import hydra
 from omegaconf import DictConfig
 
-from denoise.cli.errors import find_user_error, in_multirun, report_failed_job, report_user_error
+from denoise.cli.errors import task_wrapper
 from denoise.cli.train import train
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
+@task_wrapper
 def main(cfg: DictConfig) -> float | None:
     """Returns the optimized metric; None when a sweep job fails.
 
     The Optuna sweeper records a trial whose value is not a number as FAILED and goes on (a NaN
     would crash hydra-optuna-sweeper 1.2/1.3, which then passes the NaN again to a FAIL tell).
     """
-    try:
-        metrics = train(cfg)
-    except Exception as error:
-        user_error = find_user_error(error)
-        if user_error is not None:
-            report_user_error(user_error)  # exits 1 in a single run
-            return None
-        if in_multirun():
-            report_failed_job(error)
-            return None
-        raise
-    return metrics.get(cfg.get("optimized_metric") or "", None)
+    return train(cfg).get(cfg.get("optimized_metric") or "", None)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ read or a model is built: a value the config accepts but the code cannot use (``
 by zero, a negative learning rate is refused deep inside the optimiser) never surfaces as a
 traceback. Keys absent from the composed config are skipped (each data set has its own keys).
 The inference blocks are checked by :class:`~denoise.ops.inference.InferenceSettings` itself,
-through the function eval.py and predict.py use to read them.
+through the method eval.py and predict.py use to read them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from denoise.cli.checkpoint import inference_settings
 from denoise.errors import ConfigError
 from denoise.ops.inference import InferenceSettings
 
@@ -172,8 +171,8 @@ def rule_problems(cfg: DictConfig, rules: Mapping[str, Rule]) -> list[str]:
 
 
 def inference_problems(cfg: DictConfig, block: str) -> list[str]:
-    """The problems :func:`~denoise.cli.checkpoint.inference_settings` finds in ``block`` (its
-    non-null keys), named with the block. The base has no tiling, so that a tile overlap given
+    """The problems :meth:`~denoise.ops.inference.InferenceSettings.overridden` finds in ``block``
+    (its non-null keys), named with the block. The base has no tiling, so that a tile overlap given
     alone is checked later against the tile size it will be used with (a checkpoint's own)."""
     values = _value(cfg, block)
     if values is _ABSENT or values is None:
@@ -181,7 +180,7 @@ def inference_problems(cfg: DictConfig, block: str) -> list[str]:
     if not isinstance(values, dict):
         return [f"{block}={values!r}: expected a mapping of inference settings"]
     try:
-        inference_settings(InferenceSettings(tile_size=None), values)
+        InferenceSettings(tile_size=None).overridden(values)
     except ConfigError as error:
         return [f"{block}: {str(error).removeprefix('inference settings: ')}"]
     return []

@@ -1,9 +1,13 @@
-"""Turning user-input errors into one line, wherever they were raised."""
+"""Turning user-input errors into one line, wherever they were raised: ``task_wrapper`` around
+every entry point (train.py, eval.py, predict.py, photos.py)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -57,3 +61,26 @@ def report_failed_job(error: BaseException) -> None:
     """A sweep job crashed: its traceback goes to the job's log, one line to stderr; the sweep goes on."""
     log.error("job failed", exc_info=error)
     print(f"error: job failed ({type(error).__name__}: {error}); the sweep goes on", file=sys.stderr, flush=True)
+
+
+def task_wrapper(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``task(cfg)`` with the entry points' error handling: a user-input error (or a non-finite
+    loss) is one line and exit status 1; in a multirun sweep any failed job is reported, returns
+    None and the sweep goes on; any other error in a single run is a bug and keeps its traceback.
+    """
+
+    @functools.wraps(task)
+    def run(cfg: Any) -> Any:
+        try:
+            return task(cfg)
+        except Exception as error:
+            user_error = find_user_error(error)
+            if user_error is not None:
+                report_user_error(user_error)  # exits 1 in a single run
+                return None
+            if in_multirun():
+                report_failed_job(error)
+                return None
+            raise
+
+    return run

@@ -10,6 +10,9 @@ DND (https://noise.visinf.tu-darmstadt.de/): one ``%04d.mat`` per image holding 
 (a 1 x boxes cell of float32 (512, 512, 3) denoised crops in [0, 1], box order of ``info.mat``),
 ``israw`` = false and ``eval_version`` = "1.0", the files the official ``bundle_submissions_srgb``
 produces. Crops are kept as float32 clipped to [0, 1], not rounded to 8 bits.
+
+``SubmissionWriter`` is what eval.py feeds every denoised image: the submission of the data set,
+if it is a benchmark set.
 """
 
 from __future__ import annotations
@@ -21,19 +24,19 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io
+import torch
 
-from denoise.errors import DataError
+from denoise.data.datamodules.dnd import DNDDataModule
+from denoise.data.datamodules.sidd_blocks import SIDDBenchmarkDataModule
+from denoise.errors import ConfigError, DataError
 
 SIDD_MAT, SIDD_KEY, SIDD_CSV = "SubmitSrgb.mat", "DenoisedBlocksSrgb", "SubmitSrgb.csv"
 DND_EVAL_VERSION = "1.0"
+SUBMISSIONS = ("auto", "sidd", "dnd", "none")
 
 
 def block_to_base64(block: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(block, dtype=np.uint8).tobytes()).decode("ascii")
-
-
-def base64_to_block(text: str, shape: tuple[int, ...]) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), dtype=np.uint8).reshape(shape)
 
 
 def write_sidd_submission(blocks: np.ndarray, folder: str | Path) -> dict[str, Path]:
@@ -142,3 +145,40 @@ class DNDSubmission:
         """Write the last image's bundle; returns every bundle written."""
         self._flush()
         return self.written
+
+
+class SubmissionWriter:
+    """The benchmark submission for the data set, if it is one (``kind``: auto, sidd, dnd, none)."""
+
+    def __init__(self, kind: str, datamodule, folder: Path):
+        if kind not in SUBMISSIONS:
+            raise ConfigError(f"submission={kind}: expected one of {', '.join(SUBMISSIONS)} (or false)")
+        if kind == "auto":
+            kind = (
+                "sidd" if isinstance(datamodule, SIDDBenchmarkDataModule)
+                else "dnd" if isinstance(datamodule, DNDDataModule)
+                else "none"
+            )
+        self.kind, self.folder = kind, folder
+        # The grid of blocks is the one of the denoised indices (a subset with data.blocks).
+        self.sidd = SIDDSubmission() if kind == "sidd" else None
+        self.dnd = DNDSubmission(folder) if kind == "dnd" else None
+
+    def add(self, index: tuple[int, ...] | None, name: str, estimate: torch.Tensor, denoised: torch.Tensor) -> None:
+        """``estimate``: the 8-bit levels of the (C, H, W) image (SIDD); ``denoised``: its float values (DND)."""
+        if self.kind == "none":
+            return
+        if index is None or len(index) != 2:
+            raise DataError(f"{name}: a {self.kind} submission needs each image's (n, k) index from the datamodule")
+        if self.sidd is not None:
+            self.sidd.add(index, np.round(estimate.permute(1, 2, 0).numpy() * 255.0).astype(np.uint8))
+        else:
+            self.dnd.add(index, denoised.clamp(0, 1).permute(1, 2, 0).numpy())
+
+    def close(self) -> dict | None:
+        """Write what is left; what was written, for results.json (None without a submission)."""
+        if self.sidd is not None:
+            return {name: str(path) for name, path in self.sidd.write(self.folder).items()}
+        if self.dnd is not None:
+            return {"bundles": len(self.dnd.close()), "folder": str(self.folder)}
+        return None

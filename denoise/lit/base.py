@@ -1,7 +1,8 @@
 """What every denoising LightningModule shares: validation, optimisation, resumable state.
 
 A subclass defines ``forward`` (the network on data in [0, 1]), ``denoise`` (the whole inference
-protocol) and ``training_step``; validation, the optimiser and schedule, the non-finite loss guard,
+protocol, one signature for every module: validation, ``eval.py`` and ``predict.py`` call it) and
+``training_step``; validation, the optimiser and schedule, the non-finite loss guard,
 ``torch.compile`` and the random-generator state saved in checkpoints (the data position of the
 random-crop loaders on resume) live here. ``checkpoint["denoise_module"]`` names the class, so
 ``denoise.lit.load_model(path)`` rebuilds any of them from a checkpoint alone.
@@ -23,6 +24,7 @@ from denoise.errors import ConfigError
 from denoise.lit.checkpoint_format import mark_format, upgrade_checkpoint
 from denoise.lit.schedule import progress_scheduler, run_progress
 from denoise.metrics import gaussian_ssim, per_image_psnr, quantize_8bit
+from denoise.ops import InferenceSettings, Progress
 
 VAL_PROTOCOLS = ("srgb", "hsi")
 
@@ -109,12 +111,38 @@ class DenoisingModule(L.LightningModule):
         self.val_extra = torch.nn.ModuleDict({name: MeanMetric() for name in ("mssim", "sam")})
         self.panel: tuple[torch.Tensor, ...] | None = None
 
-    def denoise(self, noisy: torch.Tensor, settings=None) -> torch.Tensor:  # pragma: no cover - abstract
+    # --- what eval.py, predict.py and validation use ----------------------------------------------
+    net: torch.nn.Module  # the network being trained (a network of denoise.nets)
+    inference: InferenceSettings  # the inference settings saved with the model
+    data_scale: float  # the network sees values in [0, data_scale]
+    val_protocol: str  # one of VAL_PROTOCOLS
+    network_key = "net"  # the hyper-parameter holding the network's config
+
+    def denoise(
+        self, noisy: torch.Tensor, settings: InferenceSettings | None = None, progress: Progress | None = None
+    ) -> torch.Tensor:  # pragma: no cover - abstract
+        """The whole inference protocol on (B, C, H, W) images in [0, 1], any size.
+
+        ``settings``: ``self.inference`` when None; ``progress(done, total)`` after every network call.
+        """
         raise NotImplementedError
 
-    def benchmark_settings(self):
+    def benchmark_settings(self) -> InferenceSettings:
         """The inference settings for benchmark sets (``data=sidd_bench``); by default ``self.inference``."""
         return self.inference
+
+    @property
+    def in_channels(self) -> int:
+        return self.net.in_ch
+
+    @property
+    def size_multiple(self) -> int:
+        """The network's: inference tiles this module as it tiles its network."""
+        return self.net.size_multiple
+
+    def network_config(self) -> dict:
+        """The saved config of the network (with its ``_target_``)."""
+        return dict(self.hparams.get(self.network_key) or {})
 
     # --- training ------------------------------------------------------------------------------
     def check_finite(self, loss: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ from denoise.data.checks import check_channels
 from denoise.data.datasets.crops import check_crop_size
 from denoise.errors import ConfigError
 from denoise.lit.base import VAL_PROTOCOLS, DenoisingModule, plain
-from denoise.ops import InferenceSettings, blind_spot_denoise, first_sub_image, pd_down
+from denoise.ops import InferenceSettings, Progress, blind_spot_denoise, first_sub_image, pd_down
 
 __all__ = ["VAL_PROTOCOLS", "BlindSpotModule", "TrainPD"]
 
@@ -80,9 +80,11 @@ class BlindSpotModule(DenoisingModule):
         return self.net(x * self.data_scale) / self.data_scale
 
     @torch.no_grad()
-    def denoise(self, noisy: torch.Tensor, settings: InferenceSettings | None = None) -> torch.Tensor:
-        """Full inference protocol on (B, C, H, W) images in [0, 1]."""
-        return blind_spot_denoise(self, noisy, settings or self.inference)
+    def denoise(
+        self, noisy: torch.Tensor, settings: InferenceSettings | None = None, progress: Progress | None = None
+    ) -> torch.Tensor:
+        """PD, the network, R3 (``settings``) on (B, C, H, W) images in [0, 1]."""
+        return blind_spot_denoise(self, noisy, settings or self.inference, progress)
 
     def benchmark_settings(self) -> InferenceSettings:
         return self.benchmark_inference
@@ -102,7 +104,7 @@ class BlindSpotModule(DenoisingModule):
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
         if datamodule is not None:
             if getattr(datamodule, "in_channels", None) is not None:
-                check_channels(datamodule.in_channels, self.net.in_ch)
+                check_channels(datamodule.in_channels, self.in_channels)
             if stage == "fit" and getattr(datamodule, "crop_size", None) is not None:
                 check_crop_size(datamodule.crop_size, self.train_pd.factor)
         if stage == "fit":

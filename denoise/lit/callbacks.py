@@ -9,20 +9,11 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
-import torch
 from lightning.pytorch.callbacks import WeightAveraging
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from PIL import Image
 
-
-def panel_image(*images: torch.Tensor) -> Image.Image:
-    """Side-by-side 8-bit panel of (C, H, W) images in [0, 1] (first 3 channels, or grey)."""
-    tiles = []
-    for image in images:
-        image = image.detach().float().clamp(0, 1)
-        image = image[:3] if image.shape[0] >= 3 else image[:1].expand(3, -1, -1)
-        tiles.append((image.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8))
-    return Image.fromarray(np.concatenate(tiles, axis=1))
+from denoise.lit.panels import panel_image
 
 
 class ValidationPanels(L.Callback):

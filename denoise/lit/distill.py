@@ -10,7 +10,6 @@ not part of the student's checkpoint: ``load_model(student.ckpt)`` needs no teac
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -19,8 +18,8 @@ from hydra.utils import instantiate
 from denoise.data.checks import check_channels
 from denoise.errors import ConfigError
 from denoise.lit.base import DenoisingModule, plain
-from denoise.ops import InferenceSettings
-from denoise.ops.inference import NetworkPass, network_alignment
+from denoise.lit.loading import load_model
+from denoise.ops import InferenceSettings, Progress, single_pass_denoise
 
 # The teacher's protocol of the official distillation code: PD 2 then one R3 pass (p = 0.16).
 # TBSN: PD 2, then one full-resolution pass on the unpadded image (as configs/model/distill.yaml).
@@ -29,6 +28,8 @@ TEACHER_INFERENCE = {"pd_factor": 2, "r3_passes": 1, "r3_p": 0.16, "r3_pad": 0, 
 
 class DistillationModule(DenoisingModule):
     """Trains ``student`` (a config with ``_target_``) on the outputs of a frozen blind-spot teacher."""
+
+    network_key = "student"
 
     def __init__(
         self,
@@ -65,26 +66,20 @@ class DistillationModule(DenoisingModule):
         return self.net(x * self.data_scale) / self.data_scale
 
     @torch.no_grad()
-    def denoise(self, noisy: torch.Tensor, settings: InferenceSettings | None = None) -> torch.Tensor:
+    def denoise(
+        self, noisy: torch.Tensor, settings: InferenceSettings | None = None, progress: Progress | None = None
+    ) -> torch.Tensor:
         """One student pass on (B, C, H, W) images in [0, 1] (tiling / self-ensemble / bf16 from settings)."""
-        settings = settings or self.inference
-        if settings.ensemble == "protocol":  # the student's protocol is its one pass
-            settings = dataclasses.replace(settings, ensemble="pass")
-        align = network_alignment(self)
-        return NetworkPass(self, settings, settings.tile_size or None, align)(noisy)
+        return single_pass_denoise(self, noisy, settings or self.inference, progress)
 
     # --- the teacher -----------------------------------------------------------------------------
     def load_teacher(self) -> None:
-        from denoise.lit.loading import load_model
-
         path = self.hparams.teacher_ckpt
         if not path:
             raise ConfigError("model.teacher_ckpt is not set: give the blind-spot teacher's checkpoint, "
                               "e.g. model.teacher_ckpt=logs/train/runs/<run>/checkpoints/last.ckpt")
-        if not Path(path).is_file():
-            raise ConfigError(f"model.teacher_ckpt={path}: no such file")
-        teacher = load_model(path, map_location="cpu")
-        teacher.eval().requires_grad_(False)
+        teacher = load_model(path, key="model.teacher_ckpt")
+        teacher.requires_grad_(False)
         self.__dict__["teacher"] = teacher
 
     @torch.no_grad()
@@ -105,10 +100,10 @@ class DistillationModule(DenoisingModule):
     def setup(self, stage: str) -> None:
         if stage == "fit":
             self.load_teacher()
-            check_channels(self.teacher.net.in_ch, self.net.in_ch)
+            check_channels(self.teacher.in_channels, self.in_channels)
             if self.hparams.compile:
                 self.compile_network(self.net)
             self.mark_training_data()
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
         if datamodule is not None and getattr(datamodule, "in_channels", None) is not None:
-            check_channels(datamodule.in_channels, self.net.in_ch)
+            check_channels(datamodule.in_channels, self.in_channels)

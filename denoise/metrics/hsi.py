@@ -1,6 +1,6 @@
 """Hyperspectral image quality metrics and the protocol they are computed under.
 
-HSI protocol (QRNN3D and its successors; REFERENCE.md section 4). Inputs are (B, C, H, W)
+HSI protocol (QRNN3D, Wei, Fu and Huang, IEEE TNNLS 2021, and its successors). Inputs are (B, C, H, W)
 tensors, C = bands, values on the [0, 1] scale of the normalised cube (peak 1); every function
 returns one value per image, shape (B,), computed in float64; average over images yourself.
 
@@ -31,6 +31,7 @@ HSI_PROTOCOL = (
     "MPSNR: mean per-band PSNR (peak 1); MSSIM: mean per-band SSIM (data_range 1, 7x7 uniform window as "
     "skimage); SAM: mean spectral angle over pixels (radians); ERGAS: 100*sqrt(mean_b(MSE_b/mean_b^2))"
 )
+HSI_METRICS = ("mpsnr", "mssim", "sam_rad", "sam_deg", "ergas")
 _MSE_FLOOR = 1e-12
 
 
@@ -104,3 +105,15 @@ def ergas(x: torch.Tensor, reference: torch.Tensor, eps: float = 1e-12) -> torch
     mse = (x - reference).pow(2).mean(dim=(2, 3))
     mean_sq = reference.mean(dim=(2, 3)).pow(2).clamp(min=eps)
     return 100.0 * torch.sqrt((mse / mean_sq).mean(dim=1))
+
+
+def hsi_image_metrics(estimate: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
+    """:data:`HSI_METRICS` of one (C, H, W) image against its reference (``estimate`` clipped to [0, 1])."""
+    x, y = estimate[None].clamp(0, 1), reference[None]
+    return {
+        "mpsnr": mpsnr(x, y).item(),
+        "mssim": mssim(x, y).item(),
+        "sam_rad": sam_radians(x, y).item(),
+        "sam_deg": sam_degrees(x, y).item(),
+        "ergas": ergas(x, y).item(),
+    }

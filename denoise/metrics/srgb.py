@@ -54,12 +54,6 @@ def gaussian_ssim() -> StructuralSimilarityIndexMeasure:
     return StructuralSimilarityIndexMeasure(data_range=1.0, gaussian_kernel=True, sigma=1.5, kernel_size=11)
 
 
-def psnr(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR (data range 1) of (B, C, H, W) tensors, shape (B,)."""
-    mse = (x.double() - reference.double()).pow(2).flatten(1).mean(1)
-    return 10 * torch.log10(1.0 / mse)
-
-
 def to_hwc(image: torch.Tensor | np.ndarray) -> np.ndarray:
     """A (C, H, W) or (1, C, H, W) tensor as a float64 (H, W, C) numpy array."""
     if isinstance(image, torch.Tensor):

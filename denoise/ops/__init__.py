@@ -1,6 +1,6 @@
 """Pure tensor functions with no state."""
 
-from denoise.ops.inference import InferenceSettings, blind_spot_denoise
+from denoise.ops.inference import InferenceSettings, Progress, blind_spot_denoise, single_pass_denoise
 from denoise.ops.padding import crop_to, pad_to_multiple
 from denoise.ops.pd import first_sub_image, pd_down, pd_up
 from denoise.ops.phase import phase_merge, phase_pixel_shuffle, phase_pixel_unshuffle, phase_split
@@ -8,6 +8,7 @@ from denoise.ops.r3 import r3_refine
 
 __all__ = [
     "InferenceSettings",
+    "Progress",
     "blind_spot_denoise",
     "crop_to",
     "first_sub_image",
@@ -19,4 +20,5 @@ __all__ = [
     "phase_pixel_unshuffle",
     "phase_split",
     "r3_refine",
+    "single_pass_denoise",
 ]

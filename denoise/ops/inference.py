@@ -1,11 +1,15 @@
-"""Blind-spot inference on an image of any size: the one function validation, eval.py and predict.py use.
+"""Inference on an image of any size: what every denoising module's ``denoise`` runs.
 
-``blind_spot_denoise(net, noisy, settings)``::
+``InferenceSettings`` is the one definition of the inference settings, their defaults and their
+checks (configs list the keys only so that a command line can set them).
+
+``blind_spot_denoise(net, noisy, settings)``, the protocol of a blind-spot network::
 
     noisy -> pad to a multiple of the PD factor (phase-safe) -> PD down (f) -> network pass
           -> PD up -> crop -> [R3: T network passes at full resolution on partly re-noised copies]
 
-where every *network pass* is ``net`` optionally wrapped, from the inside out, by
+and ``single_pass_denoise(net, noisy, settings)``, the protocol of a non-blind network, is one
+network pass on the whole image. Every *network pass* is ``net`` optionally wrapped, from the inside out, by
 
 1. precision: float32, or bfloat16 autocast (``precision: bf16``), results back in float32;
 2. tiling (:mod:`denoise.ops.tiling`): tiles of ``tile_size`` pixels overlapping by
@@ -36,8 +40,9 @@ holds a pixel twice and the border pixels stay blind to their own noise.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
+from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -51,8 +56,21 @@ from denoise.ops.tiling import tile_count, tiled_apply
 PRECISIONS = ("32", "bf16")
 # none; pass: x8 around every network pass; protocol: x8 around the whole PD + R3 protocol.
 ENSEMBLES = ("none", "pass", "protocol")
-Network = Callable[[torch.Tensor], torch.Tensor]
 Progress = Callable[[int, int], None]
+
+
+@runtime_checkable
+class SizedNetwork(Protocol):
+    """A network of ``denoise.nets`` (or a module running one): it takes any size and pads to
+    ``size_multiple`` inside, so tiles must start on that multiple to see what the whole image sees."""
+
+    size_multiple: int
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+# A plain function of a tensor (no size multiple) is a network too: it takes any size as it is.
+Network = SizedNetwork | Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -63,7 +81,7 @@ class InferenceSettings:
     r3_passes: int = 0  # 0 disables R3; the TBSN / AP-BSN protocol uses 8
     r3_p: float = 0.16
     r3_seed: int = 0
-    r3_pad: int = 2
+    r3_pad: int = 0  # reflect padding of each R3 pass: 0 (TBSN, unpadded), 2 (AP-BSN)
     ensemble: str = "none"  # x8 flips / rotations: none, around every network pass, or the whole protocol
     tile_size: int | None = 512  # pixels per tile side (full-resolution passes); None or 0: whole image
     tile_overlap: int = 64  # overlap of neighbouring tiles; exact for receptive fields <= overlap // 4
@@ -107,6 +125,17 @@ class InferenceSettings:
         """Settings from a config or checkpoint block, mapping the older ``self_ensemble`` key."""
         return cls(**legacy_keys_mapped(values or {}))
 
+    def overridden(self, overrides: Mapping | None) -> InferenceSettings:
+        """These settings with the non-null values of ``overrides`` (eval's and predict's
+        ``inference`` block: null keeps the checkpoint's value); unknown keys are refused."""
+        values = legacy_keys_mapped({key: value for key, value in (overrides or {}).items() if value is not None})
+        unknown = sorted(set(values) - set(self.keys()))
+        if unknown:
+            raise ConfigError(
+                f"inference.{unknown[0]} is not an inference setting; the settings are {', '.join(self.keys())}"
+            )
+        return replace(self, **values)
+
 
 def legacy_keys_mapped(values: dict) -> dict:
     """``values`` with ``self_ensemble: true/false`` (checkpoints written before ``ensemble``)
@@ -125,16 +154,9 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def network_alignment(net) -> int:
-    """The multiple tile origins need: the network's ``size_multiple`` and the phase stride 2.
-
-    Looks on ``net`` and on ``net.net`` (a LightningModule wrapping its network).
-    """
-    for candidate in (net, getattr(net, "net", None)):
-        multiple = getattr(candidate, "size_multiple", None)
-        if isinstance(multiple, int) and multiple > 0:
-            return math.lcm(multiple, 2)
-    return 2
+def network_alignment(net: Network) -> int:
+    """The multiple tile origins need: the network's ``size_multiple`` and the phase stride 2."""
+    return math.lcm(net.size_multiple if isinstance(net, SizedNetwork) else 1, 2)
 
 
 def pad_for_pd(x: torch.Tensor, factor: int) -> torch.Tensor:
@@ -226,6 +248,22 @@ def blind_spot_denoise(
     return r3_refine(
         network_pass, noisy, first_pass, settings.r3_passes, settings.r3_p, settings.r3_seed, pad
     )
+
+
+def single_pass_denoise(
+    net: Network, noisy: torch.Tensor, settings: InferenceSettings, progress: Progress | None = None
+) -> torch.Tensor:
+    """Denoise (B, C, H, W) ``noisy`` with one pass of a non-blind network (no PD, no R3), any size.
+
+    The whole protocol is that one pass, so ``ensemble: protocol`` is the ensemble of the pass.
+    ``progress(done, total)`` is called after every network call (tile), if given.
+    """
+    if settings.ensemble == "protocol":
+        settings = replace(settings, ensemble="pass")
+    counter = _Counter(progress)
+    network_pass = NetworkPass(net, settings, settings.tile_size or None, network_alignment(net), counter)
+    counter.total = network_pass.calls(noisy.shape[0], *noisy.shape[-2:])
+    return network_pass(noisy)
 
 
 def _whole_protocol_ensemble(

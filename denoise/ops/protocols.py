@@ -70,3 +70,19 @@ def describe_protocol(settings: InferenceSettings) -> dict[str, str]:
         "tiling": tiling,
         "precision": "bfloat16 autocast" if settings.precision == "bf16" else "float32",
     }
+
+
+def protocol_summary(settings: InferenceSettings) -> str:
+    """The settings in a few words, for a log line (``describe_protocol`` says it in full)."""
+    parts = [f"PD {settings.pd_factor}"]
+    if settings.pd_layout == "mosaic":
+        parts[0] += f" (mosaic, pad {settings.pd_pad})"
+    if settings.r3_passes:
+        parts.append(f"R3 T={settings.r3_passes} p={settings.r3_p} seed={settings.r3_seed} pad={settings.r3_pad}")
+    if settings.ensemble == "pass":
+        parts.append("self-ensemble x8 of every network pass")
+    elif settings.ensemble == "protocol":
+        parts.append("self-ensemble x8 of the whole protocol")
+    parts.append(f"tiles {settings.tile_size}/{settings.tile_overlap}" if settings.tile_size else "no tiling")
+    parts.append("bf16" if settings.precision == "bf16" else "float32")
+    return ", ".join(parts)
