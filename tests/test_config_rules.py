@@ -39,9 +39,10 @@ BAD_TRAIN_VALUES = [
     ("model.scheduler.gamma", 0), ("model.scheduler.gamma", -1),
     ("model.train_pd.factor", 0), ("model.train_pd.factor", -2), ("model.train_pd.factor", 2.5),
     ("model.train_pd.factor", "two"),
-    ("model.train_pd.pad", -1),
+    ("model.train_pd.pad", -1), ("model.train_pd.layout", "grid"), ("model.train_pd.keep", "some"),
+    ("model.val_protocol", "rgb"),
     ("model.data_scale", 0), ("model.data_scale", -255),
-    ("model.net.in_ch", 0), ("model.student.in_ch", -3),
+    ("model.net.in_channels", 0), ("model.student.in_channels", -3),
     *[(f"model.{net}.{key}", value) for net in ("net", "student") for key, value in (
         ("dim", 0), ("channels", -1), ("num_blocks", [1, 0, 1]), ("num_refinement_blocks", -1), ("heads", [0]),
         ("channel_heads", 2), ("window_heads", [1, -1]), ("head_dim", 0), ("window", 0), ("overlap", 1.0),
@@ -129,6 +130,10 @@ def test_eval_keys_and_unknown_inference_keys(tmp_path):
     assert one_line_error(check_eval_config, with_value(cfg, "panels", -1)).startswith("panels=-1: expected")
     assert one_line_error(check_eval_config, with_value(cfg, "data.val_size", 0)).startswith("data.val_size=0: expected")
     assert one_line_error(check_eval_config, with_value(cfg, "data.blocks", -1)).startswith("data.blocks=-1: expected")
+    assert one_line_error(check_eval_config, with_value(cfg, "protocol", "rgb")).startswith("protocol='rgb': expected")
+    assert one_line_error(check_eval_config, with_value(cfg, "submission", "kaggle")).startswith(
+        "submission='kaggle': expected"
+    )
     assert "inference.tiles is not an inference setting" in one_line_error(
         check_eval_config, with_value(cfg, "inference.tiles", 3)
     )

@@ -8,13 +8,14 @@ import itertools
 import pytest
 import torch
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from denoise.errors import ConfigError
 from denoise.nets.blindness import input_gradients_at, probe_pixels
 from denoise.ops.ensemble import dihedral, dihedral_inverse, self_ensemble
 from denoise.ops.inference import InferenceSettings, blind_spot_denoise, network_alignment, pad_for_pd
 from denoise.ops.tiling import blend_weights, tile_count, tile_spans, tiled_apply
-from tests.conftest import compose_net
+from tests.conftest import CONFIGS, compose_net
 
 
 def _net(name: str, dtype=torch.float32, **overrides) -> torch.nn.Module:
@@ -224,3 +225,12 @@ def test_inference_settings_are_validated_and_old_checkpoints_still_load():
     ):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             InferenceSettings(**bad)
+
+
+def test_the_inference_config_lists_exactly_the_settings_and_their_defaults():
+    """InferenceSettings defines the defaults; the config only lists them for the command line."""
+    listed = OmegaConf.to_container(OmegaConf.load(CONFIGS / "inference" / "default.yaml"))
+    assert InferenceSettings.from_config(listed) == InferenceSettings()
+    assert list(listed) == list(InferenceSettings.keys())
+    overrides = OmegaConf.to_container(OmegaConf.load(CONFIGS / "inference" / "checkpoint.yaml"))
+    assert overrides == dict.fromkeys(InferenceSettings.keys())

@@ -5,7 +5,7 @@ value stops the run with one line naming the key, the value and what is allowed,
 read or a model is built: a value the config accepts but the code cannot use (``factor=0`` divides
 by zero, a negative learning rate is refused deep inside the optimiser) never surfaces as a
 traceback. Keys absent from the composed config are skipped (each data set has its own keys).
-The inference blocks are checked by :class:`~denoise.ops.inference.InferenceSettings` itself,
+Keys with a few named choices are checked here too. The inference blocks are checked by :class:`~denoise.ops.inference.InferenceSettings` itself,
 through the method eval.py and predict.py use to read them.
 """
 
@@ -18,8 +18,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from denoise.data.submission import SUBMISSIONS
 from denoise.errors import ConfigError
+from denoise.lit.base import VAL_PROTOCOLS
+from denoise.lit.blind_spot import TRAIN_PD_KEEPS
+from denoise.metrics.scoring import SCORING_PROTOCOLS
 from denoise.ops.inference import InferenceSettings
+from denoise.ops.pd import LAYOUTS
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,10 @@ def fraction(low_open: bool = False, high_open: bool = False) -> Rule:
         return _is_number(v) and (v > 0 if low_open else v >= 0) and (v < 1 if high_open else v <= 1)
 
     return Rule(f"a number in {low}0, 1{high}", accepts)
+
+
+def one_of(*choices: str) -> Rule:
+    return Rule(f"one of {', '.join(choices)}", lambda v: isinstance(v, str) and v in choices)
 
 
 def optional(rule: Rule) -> Rule:
@@ -107,9 +116,12 @@ TRAIN_RULES: dict[str, Rule] = {
     "model.scheduler.gamma": positive_number(),
     "model.train_pd.factor": integer(1),
     "model.train_pd.pad": integer(0),
+    "model.train_pd.layout": one_of(*LAYOUTS),
+    "model.train_pd.keep": one_of(*TRAIN_PD_KEEPS),
+    "model.val_protocol": one_of(*VAL_PROTOCOLS),
     "model.data_scale": positive_number(),
-    "model.net.in_ch": integer(1),
-    "model.student.in_ch": integer(1),
+    "model.net.in_channels": integer(1),
+    "model.student.in_channels": integer(1),
     # The size keys the shipped networks share; keys of one network only reach its constructor as set.
     **{f"model.{net}.{key}": rule for net in ("net", "student") for key, rule in {
         "dim": integer(1),
@@ -148,6 +160,12 @@ EVAL_RULES: dict[str, Rule] = {
     "data.blocks": optional(integer(0)),
     "limit": optional(integer(1)),
     "panels": optional(integer(0)),
+    "protocol": one_of("auto", *SCORING_PROTOCOLS),
+    # false / null: no submission, as none.
+    "submission": Rule(
+        f"one of {', '.join(SUBMISSIONS)} (or false)",
+        lambda v: v is False or v is None or (isinstance(v, str) and v in SUBMISSIONS),
+    ),
 }
 PREDICT_RULES: dict[str, Rule] = {}
 # eval.py and predict.py: null keys keep the checkpoint's own value.

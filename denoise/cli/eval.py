@@ -200,15 +200,14 @@ def check_channels(model: DenoisingModule, datamodule) -> None:
         channels = model.in_channels
         raise DataError(
             f"the data have {data_channels} channels but the checkpoint's network takes {channels} "
-            f"(model.{model.network_key}.in_ch={channels}); evaluate it on data with {channels} channels"
+            f"(model.{model.network_key}.in_channels={channels}); evaluate it on data with {channels} channels"
         )
 
 
 def choose_protocol(name: str, model: DenoisingModule, datamodule) -> str:
+    """``auto``: hsi when the model validates with hsi or the data are hyperspectral, else srgb."""
     if name == "auto":
         return "hsi" if model.val_protocol == "hsi" or isinstance(datamodule, HSIDataModule) else "srgb"
-    if name not in SCORING_PROTOCOLS:
-        raise ConfigError(f"protocol={name}: expected auto, {', '.join(SCORING_PROTOCOLS)}")
     return name
 
 

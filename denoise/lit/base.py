@@ -20,7 +20,6 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MaxMetric, MeanMetric
 
-from denoise.errors import ConfigError
 from denoise.lit.checkpoint_format import mark_format, upgrade_checkpoint
 from denoise.lit.schedule import progress_scheduler, run_progress
 from denoise.metrics import gaussian_ssim, per_image_psnr, quantize_8bit
@@ -99,8 +98,6 @@ class DenoisingModule(L.LightningModule):
     """Base of the denoising modules: subclasses call ``_setup_validation`` in ``__init__``."""
 
     def _setup_validation(self, val_protocol: str) -> None:
-        if val_protocol not in VAL_PROTOCOLS:
-            raise ConfigError(f"model.val_protocol must be one of {VAL_PROTOCOLS}, got {val_protocol!r}")
         self.val_protocol = val_protocol
         if val_protocol == "srgb":
             self.val_psnr, self.val_psnr_noisy = per_image_psnr(), per_image_psnr()
@@ -133,7 +130,7 @@ class DenoisingModule(L.LightningModule):
 
     @property
     def in_channels(self) -> int:
-        return self.net.in_ch
+        return self.net.in_channels
 
     @property
     def size_multiple(self) -> int:

@@ -17,9 +17,12 @@ from denoise.data.checks import check_channels
 from denoise.data.datasets.crops import check_crop_size
 from denoise.errors import ConfigError
 from denoise.lit.base import VAL_PROTOCOLS, DenoisingModule, plain
+from denoise.lit.checkpoint_format import upgrade_network_config
 from denoise.ops import InferenceSettings, Progress, blind_spot_denoise, first_sub_image, pd_down
 
-__all__ = ["VAL_PROTOCOLS", "BlindSpotModule", "TrainPD"]
+__all__ = ["TRAIN_PD_KEEPS", "VAL_PROTOCOLS", "BlindSpotModule", "TrainPD"]
+
+TRAIN_PD_KEEPS = ("first", "all")
 
 
 @dataclass(frozen=True)
@@ -30,8 +33,6 @@ class TrainPD:
     keep: str = "first"  # "first": only sub-image 0 per crop (TBSN); "all": every sub-image
 
     def __post_init__(self):
-        if self.keep not in ("first", "all"):
-            raise ConfigError(f"model.train_pd.keep must be 'first' or 'all', got {self.keep!r}")
         if self.keep == "first" and self.layout != "batch":
             raise ConfigError("model.train_pd.keep=first needs model.train_pd.layout=batch")
 
@@ -56,7 +57,7 @@ class BlindSpotModule(DenoisingModule):
         compile: bool = False,
     ):
         super().__init__()
-        net, optimizer, scheduler = plain(net), plain(optimizer), plain(scheduler)
+        net, optimizer, scheduler = upgrade_network_config(plain(net)), plain(optimizer), plain(scheduler)
         train_pd, inference = plain(train_pd), plain(inference)
         benchmark_inference = plain(benchmark_inference)
         self.save_hyperparameters(
