@@ -49,6 +49,23 @@ def compose_net(name: str):
         return compose(name)
 
 
+def build_net(name: str, dtype=torch.float32, **overrides) -> torch.nn.Module:
+    """The network of ``configs/model/net/<name>.yaml`` with ``overrides``, seeded, in eval mode."""
+    from hydra.utils import instantiate
+
+    cfg = compose_net(name)
+    for key, value in overrides.items():
+        cfg[key] = value
+    torch.manual_seed(0)
+    return instantiate(cfg).to(dtype).eval()
+
+
+@pytest.fixture(scope="module")
+def dbsn() -> torch.nn.Module:
+    """A finite receptive field (radius 11: 5x5 masked conv + 3 blocks dilated by 3), phases 2 and 3."""
+    return build_net("dbsn_small")
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

@@ -3,7 +3,7 @@
 ``self_ensemble(net, x) = mean_g g^-1(net(g(x)))`` over the dihedral group of the square.
 Each transform g permutes pixels; the output at p of the g-th term is the network's output at
 g(p) on g(x), which is blind to (g x)(g(p)) = x(p). So the ensemble of a blind-spot network is
-exactly blind too (a float64 gradient test in tests/test_tiling.py checks it). Rotations swap
+exactly blind too (a float64 gradient test in tests/test_ensemble.py checks it). Rotations swap
 height and width; the networks pad to their own size multiple, so any size works.
 
 ``protocol_self_ensemble(denoise, x)`` is the same average around a whole denoising protocol

@@ -26,7 +26,7 @@ operations (a reshape, a random mask, an average) whose cost is a few image-size
 network is what needs memory. Running PD and R3 on the whole image and tiling only the network
 keeps the R3 masks exactly those of the untiled run (drawn for the whole image from the seed),
 so the tiled protocol equals the untiled one wherever the tiled network equals the network
-(``tests/test_tiling.py``). Every network call holds about ``tile_size**2`` pixels: the PD pass
+(``tests/test_inference.py``). Every network call holds about ``tile_size**2`` pixels: the PD pass
 runs its f*f sub-images one call each when they are that large (tiled when larger), several per
 call when smaller, so memory is the same in every pass. Self-ensemble sits outside the tiling so
 that each transformed image is tiled on its own aligned grid, which keeps it exact too.
@@ -70,7 +70,7 @@ class SizedNetwork(Protocol):
 
 
 # A plain function of a tensor (no size multiple) is a network too: it takes any size as it is.
-Network = SizedNetwork | Callable[[torch.Tensor], torch.Tensor]
+NetworkFunction = SizedNetwork | Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def network_alignment(net: Network) -> int:
+def network_alignment(net: NetworkFunction) -> int:
     """The multiple tile origins need: the network's ``size_multiple`` and the phase stride 2."""
     return math.lcm(net.size_multiple if isinstance(net, SizedNetwork) else 1, 2)
 
@@ -189,7 +189,7 @@ class NetworkPass:
 
     def __init__(
         self,
-        net: Network,
+        net: NetworkFunction,
         settings: InferenceSettings,
         tile: int | None,
         align: int,
@@ -222,7 +222,7 @@ class NetworkPass:
 
 
 def blind_spot_denoise(
-    net: Network, noisy: torch.Tensor, settings: InferenceSettings, progress: Progress | None = None
+    net: NetworkFunction, noisy: torch.Tensor, settings: InferenceSettings, progress: Progress | None = None
 ) -> torch.Tensor:
     """Denoise (B, C, H, W) ``noisy`` with a blind-spot network, any size (see the module docstring).
 
@@ -251,7 +251,7 @@ def blind_spot_denoise(
 
 
 def single_pass_denoise(
-    net: Network, noisy: torch.Tensor, settings: InferenceSettings, progress: Progress | None = None
+    net: NetworkFunction, noisy: torch.Tensor, settings: InferenceSettings, progress: Progress | None = None
 ) -> torch.Tensor:
     """Denoise (B, C, H, W) ``noisy`` with one pass of a non-blind network (no PD, no R3), any size.
 
@@ -267,7 +267,7 @@ def single_pass_denoise(
 
 
 def _whole_protocol_ensemble(
-    net: Network, noisy: torch.Tensor, settings: InferenceSettings, progress: Progress | None
+    net: NetworkFunction, noisy: torch.Tensor, settings: InferenceSettings, progress: Progress | None
 ) -> torch.Tensor:
     """x8 self-ensemble of the whole protocol; transform i draws its R3 masks from ``r3_seed + i``."""
     once = replace(settings, ensemble="none")
