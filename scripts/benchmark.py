@@ -159,11 +159,11 @@ class Runner:
         self.config, self.device = config, device
         self.net = build_network(config, device)
         self.parameters = sum(p.numel() for p in self.net.parameters())
-        self.in_ch = self.net.in_ch
+        self.in_channels = self.net.in_channels
         self.model = torch.compile(self.net) if config.compile else self.net
         self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=3e-4, weight_decay=0.01)
         generator = torch.Generator().manual_seed(0)
-        shape = (args.batch, self.in_ch, args.size, args.size)
+        shape = (args.batch, self.in_channels, args.size, args.size)
         self.x = self._layout(torch.rand(shape, generator=generator) * DATA_SCALE)
         self.block: torch.Tensor | None = None  # read on the first block measurement only
 
@@ -224,7 +224,7 @@ class Runner:
     def prepare(self, measure: str) -> None:
         """Read what a measurement needs from disk (the SIDD block), outside what is measured."""
         if measure == "block" and self.block is None:
-            self.block = self._layout(sidd_block(self.in_ch))
+            self.block = self._layout(sidd_block(self.in_channels))
 
     def run(self, measure: str) -> dict[str, float]:
         return getattr(self, f"run_{measure}")()
@@ -389,7 +389,7 @@ def main() -> None:
     configs = [Config.parse(text) for text in texts]
     runners = [Runner(config, args, device) for config in configs]
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, device {device}, "
-          f"{torch.get_num_threads()} threads; input {args.batch}x{runners[0].in_ch}x{args.size}x{args.size}")
+          f"{torch.get_num_threads()} threads; input {args.batch}x{runners[0].in_channels}x{args.size}x{args.size}")
 
     results = []
     for measure in measures:

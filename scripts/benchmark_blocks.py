@@ -66,7 +66,7 @@ def bench_nets(names: list[str], size: int, repeats: int) -> None:
             cfg = compose(config_name=name)
             net = instantiate(cfg)
             optimiser = torch.optim.AdamW(net.parameters(), lr=3e-4)
-            x = torch.rand(1, cfg.in_ch, size, size) * 255
+            x = torch.rand(1, cfg.in_channels, size, size) * 255
 
             def step(net=net, x=x, optimiser=optimiser):
                 loss = (net(x) - x).abs().mean()
@@ -75,7 +75,7 @@ def bench_nets(names: list[str], size: int, repeats: int) -> None:
                 optimiser.step()
 
             ms = 1000 * median_time(step, repeats)
-            print(f"{name:18s} {count(net):9,d} params  train step {ms:7.0f} ms  (1x{cfg.in_ch}x{size}x{size})")
+            print(f"{name:18s} {count(net):9,d} params  train step {ms:7.0f} ms  (1x{cfg.in_channels}x{size}x{size})")
 
 
 def main() -> None:

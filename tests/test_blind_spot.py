@@ -5,7 +5,6 @@ every channel of input pixel p is exactly zero, in train and eval mode, at a cen
 and corner pixel; the neighbours' gradients are non-zero, so the test can fail.
 """
 
-from pathlib import Path
 
 import pytest
 import torch
@@ -29,7 +28,7 @@ def assert_blind(net, size, train: bool, seed: int = 0):
     torch.manual_seed(seed)
     net = net.double().train(train)
     h, w = size
-    x = torch.rand(1, net.in_ch, h, w, dtype=torch.float64)
+    x = torch.rand(1, net.in_channels, h, w, dtype=torch.float64)
     pixels = list(probe_pixels(h, w).items())
     grads = input_gradients_at(net, x, [p for _, p in pixels])
     for (where, (row, col)), grad in zip(pixels, grads):
@@ -77,7 +76,7 @@ def test_whole_pipeline_pd_net_pd_up_is_blind(layout, pad, factor):
     def pipeline(x):
         return pd_up(net(pd_down(x, factor, layout, pad)), factor, size, layout, pad)
 
-    pipeline.in_ch = 3
+    pipeline.in_channels = 3
     h, w = size
     x = torch.rand(1, 3, h, w, dtype=torch.float64)
     pixels = list(probe_pixels(h, w).values())

@@ -39,7 +39,7 @@ def compose_config(group: str, name: str):
 def build(name: str, group: str = "net") -> tuple[nn.Module, int]:
     cfg = compose_config(group, name)
     torch.manual_seed(0)
-    return instantiate(cfg), cfg.in_ch
+    return instantiate(cfg), cfg.in_channels
 
 
 def neighbour(pixel: tuple[int, int], width: int) -> tuple[int, int]:
@@ -64,28 +64,28 @@ def test_every_block_family_has_a_blind_spot_config():
 
 @pytest.mark.parametrize("name", BLOCK_CONFIGS)
 def test_config_composes_and_keeps_shape(name):
-    net, in_ch = build(name)
+    net, in_channels = build(name)
     for h, w in [(30, 46), (17, 23)]:
-        x = torch.randn(2, in_ch, h, w)
+        x = torch.randn(2, in_channels, h, w)
         assert net(x).shape == x.shape, (name, h, w)
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
 @pytest.mark.parametrize("name", BLOCK_CONFIGS)
 def test_config_is_exactly_blind(name, mode):
-    net, in_ch = build(name)
+    net, in_channels = build(name)
     net = net.double().train(mode == "train")
     torch.manual_seed(1)
-    assert_exactly_blind(net, torch.randn(1, in_ch, *SIZE, dtype=torch.float64))
+    assert_exactly_blind(net, torch.randn(1, in_channels, *SIZE, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("name", BLOCK_CONFIGS)
 def test_config_passes_the_perturbation_test(name):
     """Discrete choices (BRA's top-k routing) are invisible to gradients: move x(p), watch out(p)."""
-    net, in_ch = build(name)
+    net, in_channels = build(name)
     net = net.double().eval()
     torch.manual_seed(2)
-    x = torch.randn(1, in_ch, *SIZE, dtype=torch.float64)
+    x = torch.randn(1, in_channels, *SIZE, dtype=torch.float64)
     for pixel in probe_pixels(*SIZE).values():
         assert perturbation_change(net, x, pixel, amount=50.0) <= 1e-10, pixel
 
@@ -120,8 +120,8 @@ def test_tbsn_paper_defaults_are_unchanged():
 
 
 def test_hcanet_student_config_is_the_paper_network():
-    net, in_ch = build("hcanet", group="student")
-    assert in_ch == 31
+    net, in_channels = build("hcanet", group="student")
+    assert in_channels == 31
     # The paper's ~4.6M counts Conv3d kernels on a depth-1 axis; see denoise/nets/hcanet.py.
     assert sum(p.numel() for p in net.parameters()) == 4_122_191
     x = torch.randn(1, 31, 22, 30)
@@ -130,7 +130,7 @@ def test_hcanet_student_config_is_the_paper_network():
 
 def test_hcanet_has_a_global_residual_and_is_not_blind():
     torch.manual_seed(0)
-    net = HCANet(in_ch=4, dim=8, num_blocks=(1, 1, 1), heads=(1, 1, 2)).double()
+    net = HCANet(in_channels=4, dim=8, num_blocks=(1, 1, 1), heads=(1, 1, 2)).double()
     x = torch.randn(1, 4, 10, 14, dtype=torch.float64)
     (grad,) = input_gradients_at(net, x, [(5, 7)])
     assert grad[:, 5, 7].abs().max() > 0  # a student / supervised network: it must see x(p)
@@ -139,14 +139,14 @@ def test_hcanet_has_a_global_residual_and_is_not_blind():
 
 
 def test_small_student_config_composes():
-    net, in_ch = build("hcanet_small", group="student")
-    x = torch.randn(1, in_ch, 13, 19)
+    net, in_channels = build("hcanet_small", group="student")
+    x = torch.randn(1, in_channels, 13, 19)
     assert net(x).shape == x.shape
 
 
 def test_blind_spot_hcanet_refuses_wrong_channels():
-    with pytest.raises(ValueError, match="in_ch"):
-        BlindSpotHCANet(in_ch=3, dim=8, num_blocks=(1, 1, 1))(torch.randn(1, 4, 16, 16))
+    with pytest.raises(ValueError, match="in_channels"):
+        BlindSpotHCANet(in_channels=3, dim=8, num_blocks=(1, 1, 1))(torch.randn(1, 4, 16, 16))
 
 
 # The blind-spot tests must be able to fail: each net below uses a block where it leaks.

@@ -48,3 +48,19 @@ def test_a_format_1_checkpoint_computes_what_it_computed(tmp_path):
     unconverted.load_state_dict(checkpoint["state_dict"])
     with torch.no_grad():
         assert (unconverted.net(x) - expected).abs().max() > 1e-6
+
+
+def test_a_checkpoint_naming_the_channel_count_in_ch_loads_and_computes_the_same(tmp_path):
+    module = _module(tmp_path)
+    x = torch.rand(1, 3, 32, 32, dtype=torch.float64)
+    with torch.no_grad():
+        expected = module.net(x)
+    checkpoint = torch.load(write_checkpoint(module, tmp_path / "today.ckpt", imported_from={}), weights_only=False)
+    net = checkpoint["hyper_parameters"]["net"]
+    net["in_ch"] = net.pop("in_channels")  # as earlier versions saved it
+    torch.save(checkpoint, tmp_path / "earlier.ckpt")
+
+    loaded = load_model(tmp_path / "earlier.ckpt").double()
+    assert loaded.net.in_channels == 3 and "in_ch" not in loaded.hparams.net
+    with torch.no_grad():
+        assert torch.equal(loaded.net(x), expected)

@@ -15,7 +15,7 @@ def test_check_channels_names_both_values_and_the_keys():
     with pytest.raises(DataError) as error:
         check_channels(198, 3)
     message = str(error.value)
-    assert "198 channels" in message and "model.net.in_ch=3" in message and "data.bands" in message
+    assert "198 channels" in message and "model.net.in_channels=3" in message and "data.bands" in message
     assert "\n" not in message
 
 

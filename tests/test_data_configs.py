@@ -79,6 +79,6 @@ def test_training_datamodules_have_the_common_keys():
 
 def test_hsi_experiment_ties_the_network_to_the_band_count():
     cfg = composed(["experiment=hsi_bsn", "data.bands=31"])
-    assert cfg.model.net.in_ch == 31 and cfg.model.val_protocol == "hsi" and cfg.model.data_scale == 1.0
+    assert cfg.model.net.in_channels == 31 and cfg.model.val_protocol == "hsi" and cfg.model.data_scale == 1.0
     assert cfg.data._target_.endswith("HSIDataModule") and cfg.model.train_pd.factor in (1, 2)
     assert cfg.data.crop_size % cfg.model.train_pd.factor == 0

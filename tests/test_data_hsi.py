@@ -143,7 +143,7 @@ def test_real_noise_cube_is_evaluated_without_reference(tmp_path):
 
 def test_band_count_must_match_data_bands_and_band_range_selects(tmp_path):
     scipy.io.savemat(tmp_path / "c.mat", {"rad": CUBE})
-    with pytest.raises(DataError, match=r"c.mat: 8 bands but data.bands=31 .*model.net.in_ch.*set data.bands=8"):
+    with pytest.raises(DataError, match=r"c.mat: 8 bands but data.bands=31 .*model.net.in_channels.*set data.bands=8"):
         module([str(tmp_path / "c.mat")], bands=31).setup("fit")
     dm = module([str(tmp_path / "c.mat")], bands=3, band_range=[2, 5])
     dm.setup("fit")

@@ -2,10 +2,18 @@
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
 
-from denoise.nets import DBSN, TBSN
+from denoise.nets import DBSN, TBSN, Network
 from denoise.nn import CentreMaskedConv2d
-from tests.conftest import compose_net
+from tests.conftest import CONFIGS, compose_net
+
+# Every network config: blind-spot networks (model/net) and non-blind students (model/student).
+NETWORK_CONFIGS = [
+    (group, path.stem) for group in ("net", "student") for path in sorted((CONFIGS / "model" / group).glob("*.yaml"))
+]
 
 SMALL_TBSN = dict(dim=16, num_blocks=(1, 1, 1), num_refinement_blocks=1, channel_heads=(1, 1, 2), window_heads=(1, 1, 2))
 
@@ -50,8 +58,8 @@ def test_dbsn_any_size(size):
 
 
 @pytest.mark.parametrize("net", [TBSN(**SMALL_TBSN), DBSN(channels=8, num_blocks=1)])
-def test_wrong_channel_count_names_in_ch(net):
-    with pytest.raises(ValueError, match="expected 3 input channels \\(in_ch\\), got 1"):
+def test_wrong_channel_count_names_in_channels(net):
+    with pytest.raises(ValueError, match="expected 3 input channels \\(in_channels\\), got 1"):
         net(torch.rand(1, 1, 32, 32))
 
 
@@ -63,7 +71,7 @@ def test_unknown_form_is_rejected():
 def _agree(phase_net, literal_net, size):
     phase_net, literal_net = phase_net.double(), literal_net.double()
     literal_net.load_state_dict(phase_net.state_dict())  # same parameter names and shapes
-    x = torch.rand(2, phase_net.in_ch, *size, dtype=torch.float64) * 255
+    x = torch.rand(2, phase_net.in_channels, *size, dtype=torch.float64) * 255
     with torch.no_grad():
         return (phase_net(x) - literal_net(x)).abs().max().item()
 
@@ -123,4 +131,29 @@ def test_net_configs_instantiate_to_the_contract(name):
 
     cfg = compose_net(name)
     net = instantiate(cfg)
-    assert net.in_ch == cfg.in_ch
+    assert net.in_channels == cfg.in_channels
+
+
+@pytest.mark.parametrize("group, name", NETWORK_CONFIGS, ids=[f"{g}/{n}" for g, n in NETWORK_CONFIGS])
+def test_every_network_config_follows_the_network_contract(group, name):
+    """in_channels and size_multiple as ints; the base class checks, pads, runs the body, crops."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONFIGS / "model" / group), version_base="1.3"):
+        cfg = compose(config_name=name)
+    torch.manual_seed(0)
+    net = instantiate(cfg).eval()
+    assert isinstance(net, Network) and type(net).forward is Network.forward
+    assert isinstance(net.in_channels, int) and net.in_channels == cfg.in_channels
+    assert isinstance(net.size_multiple, int) and net.size_multiple >= 1
+
+    seen = []
+    body = net.forward_padded
+    net.forward_padded = lambda x: seen.append(tuple(x.shape[-2:])) or body(x)
+    size = (2 * net.size_multiple + 3, net.size_multiple + 5)  # a multiple of nothing it needs
+    x = torch.rand(1, net.in_channels, *size)
+    with torch.no_grad():
+        assert net(x).shape == x.shape
+    (padded,) = seen
+    assert all(side % net.size_multiple == 0 and side >= want for side, want in zip(padded, size))
+    with pytest.raises(ValueError, match=f"expected {net.in_channels} input channels \\(in_channels\\)"):
+        net(torch.rand(1, net.in_channels + 1, *size))

@@ -8,13 +8,13 @@ import torch
 from denoise.errors import DataError
 
 
-def check_channels(datamodule_in_channels: int, net_in_ch: int) -> None:
+def check_channels(datamodule_in_channels: int, net_in_channels: int) -> None:
     """The network must take as many channels as the data have (3 for sRGB, the band count for HSI)."""
-    if int(datamodule_in_channels) != int(net_in_ch):
+    if int(datamodule_in_channels) != int(net_in_channels):
         raise DataError(
-            f"the data have {datamodule_in_channels} channels but model.net.in_ch={net_in_ch}; "
-            f"set model.net.in_ch={datamodule_in_channels} (hyperspectral data: data.bands={datamodule_in_channels} "
-            f"with model.net.in_ch=${{data.bands}})"
+            f"the data have {datamodule_in_channels} channels but model.net.in_channels={net_in_channels}; "
+            f"set model.net.in_channels={datamodule_in_channels} (hyperspectral data: data.bands={datamodule_in_channels} "
+            f"with model.net.in_channels=${{data.bands}})"
         )
 
 

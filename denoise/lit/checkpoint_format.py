@@ -4,6 +4,10 @@ Format 1 (no ``denoise_format`` key) stored M-WSA's relative-position tables in 
 convention (row ``offset + 11``, unscaled q); format 2 stores them as the official TBSN code
 does. Loading a format-1 checkpoint converts its tables, so it computes exactly what it computed
 when it was written, instead of loading silently into a network that reads them differently.
+
+Network configs (the ``net`` / ``student`` hyper-parameters) of earlier versions may use a key
+renamed since (``in_ch``, now ``in_channels``): :func:`upgrade_network_config` gives them the new
+names before the network is built from them.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ CHECKPOINT_FORMAT = 2
 FORMAT_KEY = "denoise_format"
 # Where a checkpoint holds network weights: the model's (averaged, with EMA) and EMA's raw ones.
 WEIGHT_ENTRIES = ("state_dict", "current_model_state")
+# Network config keys renamed since: earlier name -> name now.
+RENAMED_NETWORK_KEYS = {"in_ch": "in_channels"}
 
 
 def mark_format(checkpoint: dict) -> None:
@@ -30,6 +36,11 @@ def upgrade_checkpoint(checkpoint: dict) -> None:
             if isinstance(weights, dict):
                 weights.update(_converted_tables(weights))
     mark_format(checkpoint)
+
+
+def upgrade_network_config(config: dict) -> dict:
+    """``config`` with every key of :data:`RENAMED_NETWORK_KEYS` under its name now."""
+    return {RENAMED_NETWORK_KEYS.get(key, key): value for key, value in config.items()}
 
 
 def _converted_tables(weights: dict) -> dict[str, torch.Tensor]:

@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from denoise.data.checks import check_channels
 from denoise.errors import ConfigError
 from denoise.lit.base import DenoisingModule, plain
+from denoise.lit.checkpoint_format import upgrade_network_config
 from denoise.lit.loading import load_model
 from denoise.ops import InferenceSettings, Progress, single_pass_denoise
 
@@ -44,7 +45,7 @@ class DistillationModule(DenoisingModule):
         compile: bool = False,
     ):
         super().__init__()
-        student, optimizer, scheduler = plain(student), plain(optimizer), plain(scheduler)
+        student, optimizer, scheduler = upgrade_network_config(plain(student)), plain(optimizer), plain(scheduler)
         teacher_inference, inference = plain(teacher_inference), plain(inference)
         self.save_hyperparameters(
             {"student": student, "optimizer": optimizer, "teacher_ckpt": teacher_ckpt, "scheduler": scheduler,

@@ -11,16 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from denoise.nn.forms import check_form
 from denoise.nn.masked_conv import CentreMaskedConv2d
 from denoise.ops.phase import phase_merge, phase_split
-
-FORMS = ("phase", "literal")
-
-
-def check_form(form: str) -> str:
-    if form not in FORMS:
-        raise ValueError(f"form must be one of {FORMS}, got {form!r}")
-    return form
 
 
 class BlindSpotBranch(nn.Module):

@@ -1,6 +1,6 @@
 """Checks that a network is blind at a pixel: used by the tests, and by anyone adding a block.
 
-``input_gradient_at`` is the exact test: in float64 the gradient of output pixel p (all
+``input_gradients_at`` is the exact test: in float64 the gradient of output pixel p (all
 channels) with respect to input pixel p (all channels) must be exactly zero. It cannot see a
 leak through a discrete choice (top-k routing), so ``perturbation_change`` changes x(p) and
 measures how far output p moves.
@@ -8,7 +8,7 @@ measures how far output p moves.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 

@@ -13,12 +13,15 @@ right borders (both exactly blind), and agree exactly on multiples of 6.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-from denoise.nets.blind_spot import BlindSpotBranch, check_form
+from denoise.nets.base import Network
+from denoise.nets.blind_spot import BlindSpotBranch
 from denoise.nn.fast_layers import use_fast_layers
-from denoise.ops.padding import crop_to, pad_to_multiple
+from denoise.nn.forms import check_form
 
 
 class DilatedResidualBlock(nn.Module):
@@ -47,14 +50,20 @@ def branch_body(channels: int, num_blocks: int, dilation: int) -> nn.Sequential:
     )
 
 
-class DBSN(nn.Module):
-    """Blind-spot network (B, in_ch, H, W) -> (B, in_ch, H, W); any H, W (zero-padded inside)."""
+class DBSN(Network):
+    """Blind-spot network (B, in_channels, H, W) -> (B, in_channels, H, W); any H, W (zero-padded inside)."""
 
-    def __init__(self, in_ch: int = 3, channels: int = 128, num_blocks: int = 9,
+    # Zeros, not reflection: a reflected pixel changes its phase mod 3 and the 5x5 branch
+    # would read it next to its original.
+    padding_mode = "constant"
+
+    def __init__(self, in_channels: int = 3, channels: int = 128, num_blocks: int = 9,
                  phase_strides: tuple[int, ...] = (2, 3), form: str = "phase"):
-        super().__init__()
-        self.in_ch, self.form = in_ch, check_form(form)
-        self.stem = nn.Sequential(nn.Conv2d(in_ch, channels, 1), nn.ReLU(inplace=True))
+        check_form(form, "DBSN")
+        # The phase split needs whole phases; the literal form takes any size.
+        super().__init__(in_channels, math.lcm(*phase_strides) if form == "phase" else 1)
+        self.form = form
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 1), nn.ReLU(inplace=True))
         self.branches = nn.ModuleList(
             BlindSpotBranch(
                 channels, channels,
@@ -71,28 +80,12 @@ class DBSN(nn.Module):
             nn.ReLU(inplace=True),
             nn.Conv2d(channels // 2, channels // 2, 1),
             nn.ReLU(inplace=True),
-            nn.Conv2d(channels // 2, in_ch, 1),
+            nn.Conv2d(channels // 2, in_channels, 1),
         )
-        self.size_multiple = 1
-        if form == "phase":  # the phase split needs whole phases; the literal form takes any size
-            for stride in phase_strides:
-                self.size_multiple = self.size_multiple * stride // _gcd(self.size_multiple, stride)
         if form == "phase":  # the fast form; the literal form keeps the reference layers
             use_fast_layers(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[1] != self.in_ch:
-            raise ValueError(f"DBSN: expected {self.in_ch} input channels (in_ch), got {x.shape[1]}")
-        h, w = x.shape[-2:]
-        # Zeros, not reflection: a reflected pixel changes its phase mod 3 and the 5x5 branch
-        # would read it next to its original.
-        x = pad_to_multiple(x, self.size_multiple, mode="constant")
+    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
         x = torch.cat([branch(x) for branch in self.branches], dim=1)
-        return crop_to(self.tail(x), h, w)
-
-
-def _gcd(a: int, b: int) -> int:
-    while b:
-        a, b = b, a % b
-    return a
+        return self.tail(x)

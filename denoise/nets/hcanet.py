@@ -23,19 +23,36 @@ parameters with identical function (see ``docs/blocks.md`` for the measured numb
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from denoise.nets.base import Network
 from denoise.nets.blind_spot import BlindSpotBranch
 from denoise.nn.fast_layers import use_fast_layers
 from denoise.nn.registry import BlockSpec
 from denoise.nn.transformer import transformer_stage
-from denoise.ops.padding import crop_to, pad_to_multiple
 
-HCANET_LAYOUT = ("cafm", "msfn")
+HCANET_BLOCKS = ("cafm", "msfn")
 PHASE_STRIDE = 2  # a 3x3 masked conv, as TBSN; reflect padding is blind-safe only for stride 2
+
+
+@dataclass
+class HCANetOptions:
+    """The U-Net's settings, shared by both networks; the defaults are the paper's."""
+
+    dim: int = 48
+    num_blocks: Sequence[int] = (2, 3, 3)
+    num_refinement_blocks: int = 1
+    heads: Sequence[int] = (1, 2, 4)
+    ffn_expansion: float = 2.66
+    dilations: Sequence[int] = (1, 2, 3)
+
+    def __post_init__(self):
+        self.num_blocks, self.heads, self.dilations = tuple(self.num_blocks), tuple(self.heads), tuple(self.dilations)
 
 
 class Downsample(nn.Module):
@@ -65,23 +82,16 @@ class HCANetBody(nn.Module):
 
     size_multiple = 4
 
-    def __init__(
-        self,
-        dim: int = 48,
-        num_blocks: Sequence[int] = (2, 3, 3),
-        num_refinement_blocks: int = 1,
-        heads: Sequence[int] = (1, 2, 4),
-        ffn_expansion: float = 2.66,
-        dilations: Sequence[int] = (1, 2, 3),
-    ):
+    def __init__(self, options: HCANetOptions):
         super().__init__()
+        dim, num_blocks = options.dim, options.num_blocks
 
         def stage(level: int, channels: int, depth: int) -> nn.Sequential:
             spec = BlockSpec(
-                dim=channels, channel_heads=heads[level], ffn_expansion=ffn_expansion,
-                dilations=tuple(dilations), norm_bias=True,
+                dim=channels, channel_heads=options.heads[level], ffn_expansion=options.ffn_expansion,
+                dilations=options.dilations, norm_bias=True,
             )
-            return transformer_stage(spec, depth, HCANET_LAYOUT)
+            return transformer_stage(spec, depth, HCANET_BLOCKS)
 
         self.out_channels = dim * 2
         self.encoder1 = stage(0, dim, num_blocks[0])
@@ -94,7 +104,7 @@ class HCANetBody(nn.Module):
         self.decoder2 = stage(1, dim * 2, num_blocks[1])
         self.up1 = Upsample(dim * 2)
         self.decoder1 = stage(0, dim * 2, num_blocks[0])
-        self.refinement = stage(0, dim * 2, num_refinement_blocks)
+        self.refinement = stage(0, dim * 2, options.num_refinement_blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         enc1 = self.encoder1(x)
@@ -105,61 +115,37 @@ class HCANetBody(nn.Module):
         return self.refinement(dec1)
 
 
-class HCANet(nn.Module):
-    """Non-blind HCANet, (B, in_ch, H, W) -> (B, in_ch, H, W) for any H, W (padded inside)."""
+class HCANet(Network):
+    """Non-blind HCANet, (B, in_channels, H, W) -> (B, in_channels, H, W) for any H, W (padded inside).
 
-    def __init__(
-        self,
-        in_ch: int = 31,
-        dim: int = 48,
-        num_blocks: Sequence[int] = (2, 3, 3),
-        num_refinement_blocks: int = 1,
-        heads: Sequence[int] = (1, 2, 4),
-        ffn_expansion: float = 2.66,
-        dilations: Sequence[int] = (1, 2, 3),
-    ):
-        super().__init__()
-        self.in_ch = in_ch
-        self.embed = nn.Conv2d(in_ch, dim, 3, padding=1, bias=False)
-        self.body = HCANetBody(dim, num_blocks, num_refinement_blocks, heads, ffn_expansion, dilations)
-        self.output = nn.Conv2d(self.body.out_channels, in_ch, 3, padding=1, bias=False)
+    ``options``: the fields of :class:`HCANetOptions`.
+    """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[1] != self.in_ch:
-            raise ValueError(f"HCANet: expected {self.in_ch} input channels (in_ch), got {x.shape[1]}")
-        h, w = x.shape[-2:]
-        padded = pad_to_multiple(x, HCANetBody.size_multiple, mode="reflect")
-        residual = self.output(self.body(self.embed(padded)))
-        return crop_to(residual, h, w) + x
+    def __init__(self, in_channels: int = 31, **options: Any):
+        settings = HCANetOptions(**options)
+        super().__init__(in_channels, HCANetBody.size_multiple)
+        self.embed = nn.Conv2d(in_channels, settings.dim, 3, padding=1, bias=False)
+        self.body = HCANetBody(settings)
+        self.output = nn.Conv2d(self.body.out_channels, in_channels, 3, padding=1, bias=False)
+
+    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output(self.body(self.embed(x))) + x  # the global residual
 
 
-class BlindSpotHCANet(nn.Module):
-    """HCANet's U-Net as a blind-spot network, (B, in_ch, H, W) -> (B, in_ch, H, W), any H, W."""
+class BlindSpotHCANet(Network):
+    """HCANet's U-Net as a blind-spot network, (B, in_channels, H, W) -> (B, in_channels, H, W), any H, W.
 
-    def __init__(
-        self,
-        in_ch: int = 3,
-        dim: int = 48,
-        num_blocks: Sequence[int] = (2, 3, 3),
-        num_refinement_blocks: int = 1,
-        heads: Sequence[int] = (1, 2, 4),
-        ffn_expansion: float = 2.66,
-        dilations: Sequence[int] = (1, 2, 3),
-    ):
-        super().__init__()
-        self.in_ch = in_ch
-        self.size_multiple = PHASE_STRIDE * HCANetBody.size_multiple
-        body = HCANetBody(dim, num_blocks, num_refinement_blocks, heads, ffn_expansion, dilations)
-        self.branch = BlindSpotBranch(in_ch, dim, body, PHASE_STRIDE, form="phase")
-        self.head = nn.Conv2d(body.out_channels, in_ch, 1, bias=False)
+    ``options``: the fields of :class:`HCANetOptions`.
+    """
+
+    def __init__(self, in_channels: int = 3, **options: Any):
+        settings = HCANetOptions(**options)
+        super().__init__(in_channels, PHASE_STRIDE * HCANetBody.size_multiple)
+        body = HCANetBody(settings)
+        self.branch = BlindSpotBranch(in_channels, settings.dim, body, PHASE_STRIDE, form="phase")
+        self.head = nn.Conv2d(body.out_channels, in_channels, 1, bias=False)
         use_fast_layers(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[1] != self.in_ch:
-            raise ValueError(
-                f"BlindSpotHCANet: expected {self.in_ch} input channels (in_ch), got {x.shape[1]}"
-            )
-        h, w = x.shape[-2:]
+    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         # Reflection keeps every copied pixel on its own phase (see TBSN): still exactly blind.
-        x = pad_to_multiple(x, self.size_multiple, mode="reflect")
-        return crop_to(self.head(self.branch(x)), h, w)
+        return self.head(self.branch(x))

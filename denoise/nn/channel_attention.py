@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from denoise.nn.forms import check_form
+
 GRAM_MODES = ("phase", "global")
-FORMS = ("phase", "literal")
 
 # (to groups, from groups) einops patterns for each (form, gram) pair. A group is the set of
 # pixels one Gram matrix sums over: "n" are its pixels, "g" indexes groups.
@@ -52,8 +53,7 @@ class ChannelAttention(nn.Module):
         super().__init__()
         if gram not in GRAM_MODES:
             raise ValueError(f"ChannelAttention: gram must be one of {GRAM_MODES}, got {gram!r}")
-        if form not in FORMS:
-            raise ValueError(f"ChannelAttention: form must be one of {FORMS}, got {form!r}")
+        check_form(form, "ChannelAttention")
         if dim % heads:
             raise ValueError(f"ChannelAttention: dim {dim} is not divisible by heads {heads}")
         self.heads, self.stride, self.form, self.gram = heads, phase_stride, form, gram

@@ -18,11 +18,10 @@ from denoise.nn.channel_attention import ChannelAttention
 from denoise.nn.conv_attention_fusion import ConvAttentionFusion
 from denoise.nn.dilated_attention import MultiScaleDilatedAttention
 from denoise.nn.feed_forward import DilatedFeedForward, GatedDconvFeedForward
+from denoise.nn.forms import FORMS
 from denoise.nn.multiscale_feed_forward import MultiScaleFeedForward
 from denoise.nn.routing_attention import BiLevelRoutingAttention
 from denoise.nn.window_attention import MaskedWindowAttention
-
-FORMS = ("phase", "literal")
 
 
 @dataclass(frozen=True)

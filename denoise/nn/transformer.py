@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -10,16 +10,16 @@ from torch import nn
 from denoise.nn.norm import LayerNorm2d
 from denoise.nn.registry import BlockSpec, build_block
 
-TBSN_LAYOUT = ("gcsa", "ffn", "mwsa", "ffn")
+TBSN_BLOCKS = ("gcsa", "ffn", "mwsa", "ffn")
 
 
 class TransformerBlock(nn.Module):
     """``x += layer(LN(x))`` for each named layer; TBSN's is G-CSA, FFN, M-WSA, FFN."""
 
-    def __init__(self, spec: BlockSpec, layout: Sequence[str] = TBSN_LAYOUT):
+    def __init__(self, spec: BlockSpec, blocks: Sequence[str] = TBSN_BLOCKS):
         super().__init__()
-        self.norms = nn.ModuleList(LayerNorm2d(spec.dim, bias=spec.norm_bias) for _ in layout)
-        self.layers = nn.ModuleList(build_block(name, spec) for name in layout)
+        self.norms = nn.ModuleList(LayerNorm2d(spec.dim, bias=spec.norm_bias) for _ in blocks)
+        self.layers = nn.ModuleList(build_block(name, spec) for name in blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for norm, layer in zip(self.norms, self.layers):
@@ -27,5 +27,5 @@ class TransformerBlock(nn.Module):
         return x
 
 
-def transformer_stage(spec: BlockSpec, depth: int, layout: Sequence[str] = TBSN_LAYOUT) -> nn.Sequential:
-    return nn.Sequential(*(TransformerBlock(spec, layout) for _ in range(depth)))
+def transformer_stage(spec: BlockSpec, depth: int, blocks: Sequence[str] = TBSN_BLOCKS) -> nn.Sequential:
+    return nn.Sequential(*(TransformerBlock(spec, blocks) for _ in range(depth)))

@@ -8,7 +8,7 @@ Splits: by file lists (``files`` / ``val_files`` / ``test_files``, lists or glob
 height) so validation never sees a pixel the network trained on. With ``noise=none`` the cubes
 are taken as really noisy: training on them directly, evaluation without a reference.
 
-``bands`` is the band count the network is built for (``model.net.in_ch: ${data.bands}``); the
+``bands`` is the band count the network is built for (``model.net.in_channels: ${data.bands}``); the
 data must match it after ``band_range`` (a [start, stop) slice of the bands).
 """
 
@@ -134,7 +134,7 @@ class HSIDataModule(TrainingDataModule):
         if bands != self.bands:
             detail = " after data.band_range" if self.band_range is not None else ""
             raise DataError(
-                f"{path}: {bands} bands{detail} but data.bands={self.bands} (the network's model.net.in_ch); "
+                f"{path}: {bands} bands{detail} but data.bands={self.bands} (the network's model.net.in_channels); "
                 f"set data.bands={bands}" + ("" if self.band_range else " or select bands with data.band_range")
             )
         return info

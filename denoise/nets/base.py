@@ -1,0 +1,39 @@
+"""What every network of ``denoise.nets`` is: (B, C, H, W) -> (B, C, H, W) for any H, W.
+
+A network pads its input to ``size_multiple`` inside and crops the output back, so the code that
+runs it (validation, tiling, the CLI) needs to know only two numbers: ``in_channels`` (C) and
+``size_multiple`` (where tiles must start to see what the whole image sees). A subclass sets both
+and writes :meth:`forward_padded`, the network on sides that are multiples of ``size_multiple``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from denoise.ops.padding import crop_to, pad_to_multiple
+
+
+class Network(nn.Module):
+    """Checks the channels, pads to ``size_multiple``, runs :meth:`forward_padded`, crops back."""
+
+    # Reflection keeps every copied pixel on its own phase for a stride-2 blind spot; a network
+    # with other phase strides pads with zeros instead (see DBSN).
+    padding_mode = "reflect"
+
+    def __init__(self, in_channels: int, size_multiple: int = 1):
+        super().__init__()
+        self.in_channels = int(in_channels)
+        self.size_multiple = int(size_multiple)
+
+    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"{type(self).__name__}: expected {self.in_channels} input channels (in_channels), got {x.shape[1]}"
+            )
+        height, width = x.shape[-2:]
+        padded = pad_to_multiple(x, self.size_multiple, mode=self.padding_mode)
+        return crop_to(self.forward_padded(padded), height, width)
