@@ -80,7 +80,7 @@ def evaluate(cfg: DictConfig) -> dict:
     model = load_model(cfg.get("ckpt_path"), device)
     datamodule = instantiate(cfg.data)
     datamodule.setup("test")
-    check_channels(model, datamodule)
+    check_data_fits_model(model, datamodule)
     settings = evaluation_settings(model, datamodule, cfg.get("inference"))
     protocol = choose_protocol(str(cfg.get("protocol") or "auto"), model, datamodule)
     files = EvaluationFiles(cfg, run_dir, protocol, datamodule)
@@ -194,7 +194,7 @@ def evaluation_settings(model: DenoisingModule, datamodule, overrides: DictConfi
     return saved.overridden(OmegaConf.to_container(overrides, resolve=True) if overrides is not None else None)
 
 
-def check_channels(model: DenoisingModule, datamodule) -> None:
+def check_data_fits_model(model: DenoisingModule, datamodule) -> None:
     data_channels = getattr(datamodule, "in_channels", None)
     if data_channels is not None and int(data_channels) != model.in_channels:
         channels = model.in_channels

@@ -26,7 +26,8 @@ from denoise.cli.device import choose_device
 from denoise.data.checks import check_finite
 from denoise.data.formats.image_files import IMAGE_SUFFIXES, ImageInfo, probe_image, read_image, write_image
 from denoise.errors import ConfigError, DataError
-from denoise.lit import load_model
+from denoise.lit import DenoisingModule, load_model
+from denoise.ops import InferenceSettings, Progress
 from denoise.ops.protocols import protocol_summary
 
 log = logging.getLogger(__name__)
@@ -57,52 +58,68 @@ def predict(cfg: DictConfig) -> dict:
     started = time.perf_counter()
     check_predict_config(cfg)
     base, files = input_files(cfg.get("input"), bool(cfg.get("recursive")))
-    if not cfg.get("output"):
-        raise ConfigError("output is not set: pass output=<a folder for the denoised files>")
-    output = Path(str(cfg.output)).expanduser()
-    if output.exists() and not output.is_dir():
-        raise ConfigError(f"output={cfg.output} is a file; expected a folder")
+    output = output_folder(cfg.get("output"))
     device = choose_device(cfg.get("device"))
     model = load_model(cfg.get("ckpt_path"), device)
     settings = model.inference.overridden(OmegaConf.to_container(cfg.inference, resolve=True))
-    channels = model.in_channels
-    log.info(
-        f"Denoising {len(files)} file(s) from {cfg.input} into {output} on {device} "
-        f"({protocol_summary(settings)})"
-    )
+    log.info(f"Denoising {len(files)} file(s) from {cfg.input} into {output} on {device} ({protocol_summary(settings)})")
 
     written, failed = [], {}
-    files_bar = tqdm(files, desc="files", unit="file", disable=None)
-    tiles_bar = tqdm(desc="tiles", unit="tile", leave=False, disable=None, position=1)
-
-    def on_tile(done: int, total: int) -> None:
-        tiles_bar.total, tiles_bar.n = total, done
-        tiles_bar.refresh()
-
-    for path in files_bar:
+    tiles = TileProgress()
+    for path in tqdm(files, desc="files", unit="file", disable=None):
         relative = path.relative_to(base)
-        target = output / relative
         try:
-            if target.resolve() == path.resolve():
-                raise DataError(f"{path}: the output would overwrite the input; choose another output folder")
-            image, info = read_input(path, cfg.get("mat_key"), channels)
-            colour = denoised_channels(info, channels)  # an alpha channel is kept, not denoised
-            tiles_bar.reset()
-            noisy = image[None, :colour].to(device)
-            denoised = model.denoise(noisy, settings, on_tile)[0].float().cpu()
-            _write(target, torch.cat([denoised, image[colour:]]), info)
-            written.append(str(target))
+            tiles.reset()
+            written.append(str(denoise_file(model, settings, path, output / relative, cfg.get("mat_key"), tiles)))
         except DataError as error:
             failed[str(relative)] = str(error)
             tqdm.write(f"skipped {relative}: {error}", file=sys.stderr)
-    tiles_bar.close()
-    files_bar.close()
-    seconds = time.perf_counter() - started
-    summary = f"Denoised {len(written)} of {len(files)} file(s) into {output} in {seconds:.1f} s"
+    tiles.close()
+    summary = f"Denoised {len(written)} of {len(files)} file(s) into {output} in {time.perf_counter() - started:.1f} s"
     if failed:
         summary += f"; {len(failed)} failed: {', '.join(failed)}"
     log.info(summary)
     return {"written": written, "failed": failed, "output": str(output)}
+
+
+def output_folder(output: str | None) -> Path:
+    if not output:
+        raise ConfigError("output is not set: pass output=<a folder for the denoised files>")
+    path = Path(str(output)).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"output={output} is a file; expected a folder")
+    return path
+
+
+def denoise_file(
+    model: DenoisingModule, settings: InferenceSettings, path: Path, target: Path, mat_key: str | None,
+    progress: Progress,
+) -> Path:
+    """Read ``path``, denoise it (an alpha channel is kept, not denoised), write it to ``target`` in
+    the input's format; DataError in one line naming the file if it cannot be."""
+    if target.resolve() == path.resolve():
+        raise DataError(f"{path}: the output would overwrite the input; choose another output folder")
+    image, info = read_input(path, mat_key, model.in_channels)
+    colour = denoised_channels(info, model.in_channels)
+    denoised = model.denoise(image[None, :colour].to(model.device), settings, progress)[0].float().cpu()
+    return write_image(target, torch.cat([denoised, image[colour:]]).clamp(0, 1), like=info)
+
+
+class TileProgress:
+    """A progress bar of the network calls (tiles) of the file being denoised."""
+
+    def __init__(self):
+        self.bar = tqdm(desc="tiles", unit="tile", leave=False, disable=None, position=1)
+
+    def __call__(self, done: int, total: int) -> None:
+        self.bar.total, self.bar.n = total, done
+        self.bar.refresh()
+
+    def reset(self) -> None:
+        self.bar.reset()
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def denoised_channels(info: ImageInfo, channels: int | None) -> int:
@@ -123,12 +140,8 @@ def read_input(
         alpha = " and an alpha channel" if colour != info.channels else ""
         raise DataError(
             f"{path}: the image has {colour} channel(s){alpha} but the model takes {channels} "
-            f"(model.net.in_ch={channels}); convert the image or use a model for {colour}-channel images"
+            f"(model.net.in_channels={channels}); convert the image or use a model for {colour}-channel images"
         )
     image, info = read_image(path, info)
     check_finite(image, str(path), "fix the file or leave it out of the input")
     return image, info
-
-
-def _write(target: Path, image: torch.Tensor, info: ImageInfo) -> Path:
-    return write_image(target, image.clamp(0, 1), like=info)
