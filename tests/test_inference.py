@@ -120,3 +120,18 @@ def test_the_inference_config_lists_exactly_the_settings_and_their_defaults():
     assert list(listed) == list(InferenceSettings.keys())
     overrides = OmegaConf.to_container(OmegaConf.load(CONFIGS / "inference" / "checkpoint.yaml"))
     assert overrides == dict.fromkeys(InferenceSettings.keys())
+
+
+@pytest.mark.parametrize("ensemble", ["none", "protocol"])
+def test_detail_restoration_runs_once_on_the_protocols_result(dbsn, ensemble):
+    from denoise.ops.detail import restore_detail
+    from denoise.ops.inference import single_pass_denoise
+
+    x = torch.rand(1, 3, 40, 36)
+    plain = InferenceSettings(pd_factor=2, r3_passes=1, ensemble=ensemble, tile_size=0)
+    restored = InferenceSettings(pd_factor=2, r3_passes=1, ensemble=ensemble, tile_size=0, restore_detail=True)
+    with torch.no_grad():
+        for protocol in (blind_spot_denoise, single_pass_denoise):
+            expected = restore_detail(x, protocol(dbsn, x, plain))
+            assert torch.equal(protocol(dbsn, x, restored), expected)
+            assert not torch.equal(expected, protocol(dbsn, x, plain))

@@ -17,6 +17,9 @@ network pass on the whole image. Every *network pass* is ``net`` optionally wrap
 3. self-ensemble x8 (:mod:`denoise.ops.ensemble`) with ``ensemble: pass``: flips and rotations
    of the whole pass input.
 
+``restore_detail: true`` runs :func:`denoise.ops.detail.restore_detail` on the protocol's result
+(after any ensemble): a step of the photos recipe, not of the papers' protocols.
+
 ``ensemble: protocol`` instead wraps the whole protocol (PD + R3) in the x8 self-ensemble, as
 the official TBSN benchmark code does: transform i of the image runs the protocol with R3 seed
 ``r3_seed + i``, so each transform draws fresh masks and the result is still reproducible.
@@ -48,6 +51,7 @@ import torch
 import torch.nn.functional as F
 
 from denoise.errors import ConfigError
+from denoise.ops.detail import restore_detail
 from denoise.ops.ensemble import TRANSFORMS, protocol_self_ensemble, self_ensemble
 from denoise.ops.pd import LAYOUTS, pd_down, pd_up
 from denoise.ops.r3 import r3_refine
@@ -86,6 +90,7 @@ class InferenceSettings:
     tile_size: int | None = 512  # pixels per tile side (full-resolution passes); None or 0: whole image
     tile_overlap: int = 64  # overlap of neighbouring tiles; exact for receptive fields <= overlap // 4
     precision: str = "32"  # "32" or "bf16" (autocast)
+    restore_detail: bool = False  # give back local means and texture after the protocol (ops/detail.py)
 
     def __post_init__(self):
         precision = str(self.precision).lower().removesuffix("-mixed").removesuffix("-true")
@@ -113,6 +118,8 @@ class InferenceSettings:
             problems.append(f"tile_overlap={self.tile_overlap} (at most half of tile_size={self.tile_size})")
         if self.precision not in PRECISIONS:
             problems.append(f"precision={self.precision!r} (expected 32 or bf16)")
+        if not isinstance(self.restore_detail, bool):
+            problems.append(f"restore_detail={self.restore_detail!r} (expected true or false)")
         if problems:
             raise ConfigError("inference settings: " + "; ".join(problems))
 
@@ -228,6 +235,8 @@ def blind_spot_denoise(
 
     ``progress(done, total)`` is called after every network call (tile), if given.
     """
+    if settings.restore_detail:
+        return restore_detail(noisy, blind_spot_denoise(net, noisy, replace(settings, restore_detail=False), progress))
     if settings.ensemble == "protocol":
         return _whole_protocol_ensemble(net, noisy, settings, progress)
     height, width = noisy.shape[-2:]
@@ -258,6 +267,8 @@ def single_pass_denoise(
     The whole protocol is that one pass, so ``ensemble: protocol`` is the ensemble of the pass.
     ``progress(done, total)`` is called after every network call (tile), if given.
     """
+    if settings.restore_detail:
+        return restore_detail(noisy, single_pass_denoise(net, noisy, replace(settings, restore_detail=False), progress))
     if settings.ensemble == "protocol":
         settings = replace(settings, ensemble="pass")
     counter = _Counter(progress)
