@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 
+from denoise.data.datamodules.base import DenoisingDataModule, EvaluationDataModule, TrainingDataModule
 from tests.data_fixtures import write_dnd, write_sidd_benchmark, write_sidd_medium, write_sidd_validation
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -68,6 +69,16 @@ def test_data_configs_compose_instantiate_and_set_up(name, roots):
     else:
         batch = next(iter(datamodule.test_dataloader()))
         assert batch["noisy"].shape[0] == 1 and "name" in batch and "index" in batch
+
+
+def test_every_datamodule_follows_the_datamodule_contract():
+    """Training sets (demo included) and evaluation-only sets, each on its base of the contract."""
+    classes = {path.stem: get_class(composed([f"data={path.stem}"]).data._target_)
+               for path in sorted((CONFIGS / "data").glob("*.yaml"))}
+    assert all(issubclass(cls, DenoisingDataModule) for cls in classes.values())
+    training = {name for name, cls in classes.items() if issubclass(cls, TrainingDataModule)}
+    assert training == {"demo", "folder", "hsi", "sidd"}
+    assert all(issubclass(classes[name], EvaluationDataModule) for name in set(classes) - training)
 
 
 def test_training_datamodules_have_the_common_keys():

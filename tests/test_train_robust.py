@@ -11,6 +11,7 @@ import torch
 from hydra.utils import instantiate
 
 from denoise.cli.train import resolve_ckpt_path, split_global_batch, train
+from denoise.data.datamodules.demo import DemoDataModule
 from denoise.errors import ConfigError
 from denoise.lit import load_model
 from denoise.lit.checkpointing import AtomicCheckpointIO
@@ -36,7 +37,15 @@ def test_last_checkpoint_holds_the_final_weights_when_the_last_validation_is_not
     assert torch.load(best, map_location="cpu", weights_only=False)["global_step"] == 2
 
 
-def test_resume_after_a_kill_continues_exactly(tmp_path):
+def as_saved_by_earlier_versions(path: Path) -> None:
+    """Earlier versions kept the data position as checkpoint["rng_states"], not in the datamodule's entry."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint["rng_states"] = checkpoint.pop("DemoDataModule")["rng_states"]
+    torch.save(checkpoint, path)
+
+
+@pytest.mark.parametrize("saved_by", ["this version", "an earlier version"])
+def test_resume_after_a_kill_continues_exactly(tmp_path, saved_by):
     six = ["trainer.max_steps=6", "trainer.val_check_interval=3"]
     run(six, tmp_path / "straight")
     killed = tmp_path / "killed"
@@ -46,6 +55,8 @@ def test_resume_after_a_kill_continues_exactly(tmp_path):
     assert stop.value.code == 143
     last = killed / "checkpoints" / "last.ckpt"
     assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == 4
+    if saved_by == "an earlier version":
+        as_saved_by_earlier_versions(last)
 
     run([*six, "ckpt_path=last"], killed)  # `last` = <this run dir>/checkpoints/last.ckpt
     straight, resumed = (torch.load(p / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
@@ -156,13 +167,10 @@ def test_global_batch_is_split_over_processes_or_refused():
     class Trainer:
         num_nodes, num_devices = 2, 2
 
-    class Data:
-        batch_size = 8
-
-    data = Data()
+    data = DemoDataModule(batch_size=8)
     split_global_batch(data, Trainer())
     assert data.batch_size == 2
-    data.batch_size = 6
+    data = DemoDataModule(batch_size=6)
     with pytest.raises(ConfigError, match=r"data.batch_size=6 .* does not divide among 4 processes"):
         split_global_batch(data, Trainer())
 

@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from denoise.cli.config_rules import check_eval_config
 from denoise.cli.device import choose_device
+from denoise.data.datamodules.base import DenoisingDataModule
 from denoise.data.datamodules.hsi import HSIDataModule
 from denoise.data.datamodules.sidd_blocks import SIDDBenchmarkDataModule
 from denoise.data.formats.image_files import write_image
@@ -195,7 +196,7 @@ def evaluation_settings(model: DenoisingModule, datamodule, overrides: DictConfi
 
 
 def check_data_fits_model(model: DenoisingModule, datamodule) -> None:
-    data_channels = getattr(datamodule, "in_channels", None)
+    data_channels = datamodule.in_channels if isinstance(datamodule, DenoisingDataModule) else None
     if data_channels is not None and int(data_channels) != model.in_channels:
         channels = model.in_channels
         raise DataError(

@@ -13,6 +13,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from denoise.cli.config_rules import check_train_config
+from denoise.data.datamodules.base import TrainingDataModule
 from denoise.errors import ConfigError
 from denoise.lit.callbacks import FinalValidation, LastCheckpoint
 from denoise.lit.loggers import finish_loggers
@@ -44,19 +45,19 @@ def resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
     return str(ckpt_path)
 
 
-def split_global_batch(datamodule, trainer: L.Trainer) -> None:
+def split_global_batch(datamodule: L.LightningDataModule, trainer: L.Trainer) -> None:
     """``data.batch_size`` is the global batch: each of the world's processes gets its share."""
     world = int(trainer.num_nodes) * int(trainer.num_devices)
-    batch = getattr(datamodule, "batch_size", None)
-    if world <= 1 or batch is None:
+    if world <= 1 or not isinstance(datamodule, TrainingDataModule):
         return
+    batch = datamodule.batch_size
     if batch % world:
         raise ConfigError(
             f"data.batch_size={batch} (the global batch) does not divide among {world} processes "
             f"(trainer.num_nodes={trainer.num_nodes} x trainer.devices={trainer.num_devices}); "
             f"use a multiple of {world}"
         )
-    datamodule.batch_size = batch // world
+    datamodule.share_batch(world)
     log.info(f"Global batch {batch} = {world} processes x {datamodule.batch_size}")
 
 

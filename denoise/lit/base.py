@@ -1,20 +1,18 @@
-"""What every denoising LightningModule shares: validation, optimisation, resumable state.
+"""What every denoising LightningModule shares: validation, optimisation, the checkpoint format.
 
 A subclass defines ``forward`` (the network on data in [0, 1]), ``denoise`` (the whole inference
 protocol, one signature for every module: validation, ``eval.py`` and ``predict.py`` call it) and
-``training_step``; validation, the optimiser and schedule, the non-finite loss guard,
-``torch.compile`` and the random-generator state saved in checkpoints (the data position of the
-random-crop loaders on resume) live here. ``checkpoint["denoise_module"]`` names the class, so
-``denoise.lit.load_model(path)`` rebuilds any of them from a checkpoint alone.
+``training_step``; validation, the optimiser and schedule, the non-finite loss guard and
+``torch.compile`` live here. ``checkpoint["denoise_module"]`` names the class, so
+``denoise.lit.load_model(path)`` rebuilds any of them from a checkpoint alone. The data position
+of a run (for an exact resume) is the datamodule's own state (``TrainingDataModule.state_dict``).
 """
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -26,64 +24,6 @@ from denoise.metrics import gaussian_ssim, per_image_psnr, quantize_8bit
 from denoise.ops import InferenceSettings, Progress
 
 VAL_PROTOCOLS = ("srgb", "hsi")
-
-
-def collect_rng_states() -> dict:
-    """The global generators' states, as tensors and ints only (loadable with weights_only=True)."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    version, internal, gauss = random.getstate()
-    states = {
-        "torch": torch.get_rng_state(),
-        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
-        "python": [version, torch.tensor(internal, dtype=torch.int64), gauss],
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def set_rng_states(states: dict) -> None:
-    torch.set_rng_state(states["torch"].cpu())
-    name, keys, pos, has_gauss, cached = states["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    version, internal, gauss = states["python"]
-    random.setstate((version, tuple(int(v) for v in internal.tolist()), gauss))
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
-class GeneratorMarks(torch.utils.data.Dataset):
-    """Wraps the training set to note the generators' state before each batch is drawn.
-
-    Training crops come from the global generators, and Lightning fetches one batch ahead: the
-    state to save after ``n`` consumed batches is the one from before batch ``n`` was fetched.
-    """
-
-    def __init__(self, dataset, batch_size: int):
-        self.dataset, self.batch_size = dataset, batch_size
-        self.fetched = 0
-        self.marks: dict[int, dict] = {}
-        self.pending: dict | None = None  # states to restore right before the next fetch (resume)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getattr__(self, name):
-        if name == "dataset":  # not yet set (unpickling)
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
-
-    def __getitem__(self, index):
-        if self.pending is not None:  # after the DataLoader drew its own seed, as the original run did
-            set_rng_states(self.pending)
-            self.pending = None
-        if self.fetched % self.batch_size == 0:
-            batch = self.fetched // self.batch_size
-            self.marks[batch] = collect_rng_states()
-            for old in [key for key in self.marks if key < batch - 4]:
-                del self.marks[old]
-        self.fetched += 1
-        return self.dataset[index]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -209,40 +149,18 @@ class DenoisingModule(L.LightningModule):
         """``torch.compile`` in place: parameter names (and so checkpoints) stay those of ``net``."""
         net.compile()
 
-    # --- resumable state -------------------------------------------------------------------------
+    # --- seeds and checkpoints -----------------------------------------------------------------
     def on_train_start(self) -> None:
         # Every rank of a multi-process run starts from the same seed: give each its own crops.
         if self.trainer.world_size > 1:
             base = int(torch.randint(0, 2**31 - 1, ()))
             L.seed_everything(base + 7919 * self.trainer.global_rank, workers=True, verbose=False)
 
-    _marks: GeneratorMarks | None = None
-    _consumed_batches = 0
-
-    def mark_training_data(self) -> None:
-        """Called from ``setup("fit")``: note generator states per batch of the training set."""
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
-        train_set, batch_size = getattr(datamodule, "train_set", None), getattr(datamodule, "batch_size", None)
-        if train_set is None or not batch_size or getattr(datamodule, "num_workers", 0) != 0:
-            return  # with worker processes the crops come from the workers' own generators
-        if not isinstance(train_set, GeneratorMarks):
-            datamodule.train_set = GeneratorMarks(train_set, int(batch_size))
-        self._marks, self._consumed_batches = datamodule.train_set, 0
-
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        self._consumed_batches += 1
-
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["denoise_module"] = f"{type(self).__module__}.{type(self).__qualname__}"
         mark_format(checkpoint)
-        # The training crops are drawn from the global generators: their state is the data position.
-        marks = self._marks.marks if self._marks is not None else {}
-        checkpoint["rng_states"] = marks.get(self._consumed_batches) or collect_rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        upgrade_checkpoint(checkpoint)  # before Lightning loads its weights
-        if self._trainer is not None and self.trainer.state.fn == "fit" and "rng_states" in checkpoint:
-            if self._marks is not None:
-                self._marks.pending = checkpoint["rng_states"]
-            else:
-                set_rng_states(checkpoint["rng_states"])
+        # Before Lightning loads the weights, and hands the datamodule its entry (the data position).
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        upgrade_checkpoint(checkpoint, type(datamodule).__qualname__ if datamodule is not None else None)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 
 from denoise.data.checks import check_channels
+from denoise.data.datamodules.base import DenoisingDataModule, TrainingDataModule
 from denoise.data.datasets.crops import check_crop_size
 from denoise.errors import ConfigError
 from denoise.lit.base import VAL_PROTOCOLS, DenoisingModule, plain
@@ -102,13 +103,10 @@ class BlindSpotModule(DenoisingModule):
 
     def setup(self, stage: str) -> None:
         # Lightning sets the datamodule up first, so its channel count is known here.
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
-        if datamodule is not None:
-            if getattr(datamodule, "in_channels", None) is not None:
-                check_channels(datamodule.in_channels, self.in_channels)
-            if stage == "fit" and getattr(datamodule, "crop_size", None) is not None:
-                check_crop_size(datamodule.crop_size, self.train_pd.factor)
-        if stage == "fit":
-            self.mark_training_data()
+        datamodule = self.trainer.datamodule if self._trainer else None
+        if isinstance(datamodule, DenoisingDataModule) and datamodule.in_channels is not None:
+            check_channels(datamodule.in_channels, self.in_channels)
+        if stage == "fit" and isinstance(datamodule, TrainingDataModule):
+            check_crop_size(datamodule.crop_size, self.train_pd.factor)
         if self.hparams.compile and stage == "fit":
             self.compile_network(self.net)

@@ -7,7 +7,9 @@ when it was written, instead of loading silently into a network that reads them 
 
 Network configs (the ``net`` / ``student`` hyper-parameters) of earlier versions may use a key
 renamed since (``in_ch``, now ``in_channels``): :func:`upgrade_network_config` gives them the new
-names before the network is built from them.
+names before the network is built from them. Earlier checkpoints also kept the data position
+(the generator states of a run) as ``checkpoint["rng_states"]``; it is now the datamodule's own
+entry, which Lightning keeps under the datamodule's class name and hands back to it on resume.
 """
 
 from __future__ import annotations
@@ -28,13 +30,16 @@ def mark_format(checkpoint: dict) -> None:
     checkpoint[FORMAT_KEY] = CHECKPOINT_FORMAT
 
 
-def upgrade_checkpoint(checkpoint: dict) -> None:
-    """Bring ``checkpoint`` (in place) to :data:`CHECKPOINT_FORMAT`."""
+def upgrade_checkpoint(checkpoint: dict, datamodule_key: str | None = None) -> None:
+    """Bring ``checkpoint`` (in place) to :data:`CHECKPOINT_FORMAT`; ``datamodule_key``: the entry
+    of the datamodule the checkpoint is resumed with, where an earlier data position moves."""
     if checkpoint.get(FORMAT_KEY, 1) < 2:
         for entry in WEIGHT_ENTRIES:
             weights = checkpoint.get(entry)
             if isinstance(weights, dict):
                 weights.update(_converted_tables(weights))
+    if datamodule_key is not None and "rng_states" in checkpoint and datamodule_key not in checkpoint:
+        checkpoint[datamodule_key] = {"rng_states": checkpoint.pop("rng_states")}
     mark_format(checkpoint)
 
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 
 from denoise.data.checks import check_channels
+from denoise.data.datamodules.base import DenoisingDataModule
 from denoise.errors import ConfigError
 from denoise.lit.base import DenoisingModule, plain
 from denoise.lit.checkpoint_format import upgrade_network_config
@@ -104,7 +105,6 @@ class DistillationModule(DenoisingModule):
             check_channels(self.teacher.in_channels, self.in_channels)
             if self.hparams.compile:
                 self.compile_network(self.net)
-            self.mark_training_data()
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
-        if datamodule is not None and getattr(datamodule, "in_channels", None) is not None:
+        datamodule = self.trainer.datamodule if self._trainer else None
+        if isinstance(datamodule, DenoisingDataModule) and datamodule.in_channels is not None:
             check_channels(datamodule.in_channels, self.in_channels)

@@ -1,4 +1,5 @@
-"""What every datamodule shares: validated settings, noise, and the dataloaders of the contract.
+"""What every datamodule is: the attributes the LightningModules and the CLI read, validated
+settings, noise, the dataloaders, and the data position a checkpoint saves.
 
 Train batches are ``{"noisy": (B, C, crop, crop)}``; validation, test and predict batches hold
 one whole image: ``{"noisy": (1, C, H, W), "clean": ... (when there is a reference),
@@ -13,6 +14,7 @@ from collections.abc import Callable
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
+from denoise.data.datamodules.data_position import DataPosition, PositionedDataset
 from denoise.data.noise import NoNoise
 from denoise.errors import ConfigError
 
@@ -29,8 +31,23 @@ def positive_int(value, key: str, minimum: int = 1) -> int:
     return value
 
 
-class TrainingDataModule(L.LightningDataModule):
-    """Base of the datamodules that train: the keys every one of them has."""
+class DenoisingDataModule(L.LightningDataModule):
+    """What the LightningModules and the CLI read from any datamodule.
+
+    ``in_channels``: the images' channel count (None until ``setup`` where only the files tell);
+    ``num_workers``: loader processes; ``test_set``: the whole images that ``eval.py`` scores.
+    """
+
+    def __init__(self, num_workers: int):
+        super().__init__()
+        self.num_workers = positive_int(num_workers, "num_workers", minimum=0)
+        self.in_channels: int | None = None
+        self.test_set: Dataset | None = None
+
+
+class TrainingDataModule(DenoisingDataModule):
+    """Base of the datamodules that train: the keys every one of them has, the training loader,
+    and the data position (Lightning saves ``state_dict`` in checkpoints: an exact resume)."""
 
     def __init__(
         self,
@@ -42,11 +59,10 @@ class TrainingDataModule(L.LightningDataModule):
         augment: bool,
         seed: int = 0,
     ):
-        super().__init__()
+        super().__init__(num_workers)
         self.noise = noise if noise is not None else NoNoise()
         self.crop_size = positive_int(crop_size, "crop_size")
         self.batch_size = positive_int(batch_size, "batch_size")
-        self.num_workers = positive_int(num_workers, "num_workers", minimum=0)
         self.epoch_length = positive_int(epoch_length, "epoch_length")
         if self.epoch_length < self.batch_size:
             raise ConfigError(
@@ -54,10 +70,14 @@ class TrainingDataModule(L.LightningDataModule):
                 f"would have no batch"
             )
         self.augment, self.seed = bool(augment), int(seed)
-        self.in_channels: int | None = None
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
-        self.test_set: Dataset | None = None
+        self._position: DataPosition | None = None
+        self._positioned: PositionedDataset | None = None
+
+    def share_batch(self, processes: int) -> None:
+        """``batch_size`` is the global batch (``data.batch_size``): keep this process's share of it."""
+        self.batch_size //= processes
 
     def require_real_noise(self, what: str) -> None:
         if is_synthetic(self.noise):
@@ -68,12 +88,39 @@ class TrainingDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(
-            self.train_set, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
+            self._tracked_train_set(), batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
             drop_last=True, persistent_workers=self.num_workers > 0,
         )
 
     def val_dataloader(self) -> DataLoader:
         return whole_image_loader(self.val_set)
+
+    # --- the data position: what a checkpoint needs for an exact resume ---------------------------
+    def _tracked_train_set(self) -> Dataset:
+        """The training set, its fetches noted when they happen in this process (no workers)."""
+        if self.num_workers > 0:
+            return self.train_set
+        if self._positioned is None or self._positioned.dataset is not self.train_set:
+            self._positioned = PositionedDataset(self.train_set, self.position)
+        return self._positioned
+
+    @property
+    def position(self) -> DataPosition:
+        if self._position is None:
+            self._position = DataPosition(self.batch_size)
+        return self._position
+
+    def on_before_batch_transfer(self, batch, dataloader_idx: int):
+        if self.trainer is not None and self.trainer.training:
+            self.position.batch_trained()
+        return batch
+
+    def state_dict(self) -> dict:
+        return self.position.state_dict()
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if self.trainer is not None and self.trainer.state.fn == "fit" and "rng_states" in state_dict:
+            self.position.load_state_dict(state_dict, tracked=self.num_workers == 0)
 
     def test_dataloader(self) -> DataLoader:
         return whole_image_loader(self.test_set if self.test_set is not None else self.val_set)
@@ -85,7 +132,7 @@ class TrainingDataModule(L.LightningDataModule):
 TRAINING_KEYS = ("noise", "crop_size", "batch_size", "epoch_length", "augment", "seed")
 
 
-class EvaluationDataModule(L.LightningDataModule):
+class EvaluationDataModule(DenoisingDataModule):
     """Base of the datamodules that only evaluate (benchmark blocks): test and predict loaders.
 
     The training keys (``crop_size``, ``batch_size``, ...) are accepted and ignored, so that an
@@ -94,13 +141,10 @@ class EvaluationDataModule(L.LightningDataModule):
     """
 
     def __init__(self, num_workers: int = 0, **training_keys):
-        super().__init__()
         unknown = sorted(set(training_keys) - set(TRAINING_KEYS))
         if unknown:
             raise ConfigError(f"data.{unknown[0]} is not a setting of {type(self).__name__}")
-        self.num_workers = positive_int(num_workers, "num_workers", minimum=0)
-        self.in_channels: int | None = None
-        self.test_set: Dataset | None = None
+        super().__init__(num_workers)
 
     def train_dataloader(self) -> DataLoader:
         raise ConfigError(

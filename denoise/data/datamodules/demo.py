@@ -13,17 +13,15 @@ sensor of twice the resolution, and the noise is added at that resolution.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 from skimage import data as skdata
-from torch.utils.data import DataLoader
 
-from denoise.data.datasets.images import NoisyCropDataset, PairedImageDataset
-from denoise.data.noise import NoNoise
+from denoise.data.datamodules.base import TrainingDataModule, positive_int
+from denoise.data.datasets.images import NoisyCropDataset, PairedImageDataset, fixed_noise
 from denoise.errors import ConfigError
 
 BUNDLED: dict[str, Callable[[], np.ndarray]] = {
@@ -57,7 +55,9 @@ def centre_crop(image: torch.Tensor, size: int) -> torch.Tensor:
     return image[:, top : top + size, left : left + size]
 
 
-class DemoDataModule(L.LightningDataModule):
+class DemoDataModule(TrainingDataModule):
+    """The bundled photos: fixed-noise training crops, held-out photos validated against their originals."""
+
     def __init__(
         self,
         noise: Callable | None = None,
@@ -72,36 +72,21 @@ class DemoDataModule(L.LightningDataModule):
         seed: int = 0,
         upscale: int = 2,
     ):
-        super().__init__()
-        self.noise = noise if noise is not None else NoNoise()
+        super().__init__(noise, crop_size, batch_size, num_workers, epoch_length, augment, seed)
         self.train_names, self.val_names = list(train_images), list(val_images)
-        self.val_size, self.crop_size, self.batch_size = val_size, crop_size, batch_size
-        self.epoch_length, self.augment, self.num_workers, self.seed = epoch_length, augment, num_workers, seed
-        self.upscale = upscale
+        self.val_size = positive_int(val_size, "val_size")
+        self.upscale = positive_int(upscale, "upscale")
         self.in_channels = 3
-        self.train_set = self.val_set = None
-
-    def _noisy(self, clean: torch.Tensor, index: int) -> torch.Tensor:
-        return self.noise(clean, torch.Generator().manual_seed(self.seed * 1000 + index))
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
         train_clean = [load_bundled(name, self.upscale) for name in self.train_names]
         self.train_set = NoisyCropDataset(
-            [self._noisy(img, i) for i, img in enumerate(train_clean)],
+            [fixed_noise(self.noise, img, self.seed, i) for i, img in enumerate(train_clean)],
             self.crop_size, self.epoch_length, self.augment, self.train_names,
         )
         offset = len(train_clean)
         val_clean = [centre_crop(load_bundled(name, self.upscale), self.val_size) for name in self.val_names]
-        val_noisy = [self._noisy(img, offset + i) for i, img in enumerate(val_clean)]
+        val_noisy = [fixed_noise(self.noise, img, self.seed, offset + i) for i, img in enumerate(val_clean)]
         self.val_set = PairedImageDataset(val_noisy, val_clean, self.val_names)
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.train_set, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
-            drop_last=True, persistent_workers=self.num_workers > 0,
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=1, num_workers=0)
