@@ -18,9 +18,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MaxMetric, MeanMetric
 
+from denoise.data.checks import check_channels
+from denoise.data.datamodules.base import DenoisingDataModule
 from denoise.lit.checkpoint_format import mark_format, upgrade_checkpoint
 from denoise.lit.schedule import progress_scheduler, run_progress
 from denoise.metrics import gaussian_ssim, per_image_psnr, quantize_8bit
+from denoise.metrics.hsi import mpsnr, mssim, sam_radians
 from denoise.ops import InferenceSettings, Progress
 
 VAL_PROTOCOLS = ("srgb", "hsi")
@@ -81,6 +84,12 @@ class DenoisingModule(L.LightningModule):
         """The saved config of the network (with its ``_target_``)."""
         return dict(self.hparams.get(self.network_key) or {})
 
+    def setup(self, stage: str) -> None:
+        # Lightning sets the datamodule up first, so its channel count is known here.
+        datamodule = self.trainer.datamodule if self._trainer else None
+        if isinstance(datamodule, DenoisingDataModule) and datamodule.in_channels is not None:
+            check_channels(datamodule.in_channels, self.in_channels)
+
     # --- training ------------------------------------------------------------------------------
     def check_finite(self, loss: torch.Tensor) -> torch.Tensor:
         """Stop before backward when the loss is NaN/Inf: the weights (and last.ckpt) stay good."""
@@ -105,8 +114,6 @@ class DenoisingModule(L.LightningModule):
             self.val_psnr.update(denoised, clean)
             self.val_ssim.update(denoised, clean)
         else:
-            from denoise.metrics.hsi import mpsnr, mssim, sam_radians
-
             denoised = denoised.clamp(0, 1)
             self.val_psnr_noisy.update(mpsnr(noisy.clamp(0, 1), clean))
             self.val_psnr.update(mpsnr(denoised, clean))

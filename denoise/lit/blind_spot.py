@@ -13,8 +13,7 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
-from denoise.data.checks import check_channels
-from denoise.data.datamodules.base import DenoisingDataModule, TrainingDataModule
+from denoise.data.datamodules.base import TrainingDataModule
 from denoise.data.datasets.crops import check_crop_size
 from denoise.errors import ConfigError
 from denoise.lit.base import VAL_PROTOCOLS, DenoisingModule, plain
@@ -102,10 +101,8 @@ class BlindSpotModule(DenoisingModule):
         return loss
 
     def setup(self, stage: str) -> None:
-        # Lightning sets the datamodule up first, so its channel count is known here.
+        super().setup(stage)
         datamodule = self.trainer.datamodule if self._trainer else None
-        if isinstance(datamodule, DenoisingDataModule) and datamodule.in_channels is not None:
-            check_channels(datamodule.in_channels, self.in_channels)
         if stage == "fit" and isinstance(datamodule, TrainingDataModule):
             check_crop_size(datamodule.crop_size, self.train_pd.factor)
         if self.hparams.compile and stage == "fit":

@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 
 from denoise.data.checks import check_channels
-from denoise.data.datamodules.base import DenoisingDataModule
 from denoise.errors import ConfigError
 from denoise.lit.base import DenoisingModule, plain
 from denoise.lit.checkpoint_format import upgrade_network_config
@@ -105,6 +104,4 @@ class DistillationModule(DenoisingModule):
             check_channels(self.teacher.in_channels, self.in_channels)
             if self.hparams.compile:
                 self.compile_network(self.net)
-        datamodule = self.trainer.datamodule if self._trainer else None
-        if isinstance(datamodule, DenoisingDataModule) and datamodule.in_channels is not None:
-            check_channels(datamodule.in_channels, self.in_channels)
+        super().setup(stage)
