@@ -60,9 +60,9 @@ def test_layout_override_and_ambiguous_npy(tmp_path):
     np.save(tmp_path / "square.npy", np.zeros((8, 8, 8), np.float32))
     with pytest.raises(DataError, match="cannot tell the band axis.*set data.layout=hwc or data.layout=chw"):
         probe_cube(tmp_path / "square.npy")
-    assert probe_cube(tmp_path / "square.npy", layout="chw").layout == "chw"
+    assert probe_cube(tmp_path / "square.npy", axis_order="chw").axis_order == "chw"
     scipy.io.savemat(tmp_path / "c.mat", {"rad": CUBE})
-    assert probe_cube(tmp_path / "c.mat", layout="chw").bands == 40  # told so: first axis = bands
+    assert probe_cube(tmp_path / "c.mat", axis_order="chw").bands == 40  # told so: first axis = bands
 
 
 def test_missing_key_lists_the_keys(tmp_path):

@@ -54,10 +54,10 @@ def test_lossless_formats_round_trip_with_their_bit_depth(tmp_path, name, channe
     assert 0.0 <= image.min() and image.max() <= 1.0
     raw, _ = read_raw(path)
     np.testing.assert_array_equal(raw, stored)
-    # written back "like" the input: same samples, dtype and layout
+    # written back "like" the input: same samples, dtype and axis order
     out = write_image(tmp_path / f"out_{name}", image, like=info)
     again, again_info = read_raw(out)
-    assert again_info.dtype == info.dtype and again_info.layout == info.layout
+    assert again_info.dtype == info.dtype and again_info.axis_order == info.axis_order
     np.testing.assert_allclose(again.astype(np.float64), stored.astype(np.float64), atol=1e-6 * scale)
 
 
@@ -171,15 +171,15 @@ def test_unreadable_mat_file_is_named(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "stored, layout",
+    "stored, axis_order",
     [(RNG.integers(0, 256, (12, 17, 3)).astype(np.uint8), "hwc"),
      (RNG.random((2, 12, 17)).astype(np.float32), "chw"),
      (RNG.integers(0, 65536, (12, 17)).astype(np.uint16), "hw")],
 )
-def test_mat_images_round_trip_with_their_variable_dtype_and_axis_order(tmp_path, stored, layout):
+def test_mat_images_round_trip_with_their_variable_dtype_and_axis_order(tmp_path, stored, axis_order):
     scipy.io.savemat(tmp_path / "in.mat", {"other": np.zeros(3), "img": stored})
     info = probe_image(tmp_path / "in.mat", mat_key="img")
-    assert (info.format, info.key, info.layout) == ("mat", "img", layout)
+    assert (info.format, info.key, info.axis_order) == ("mat", "img", axis_order)
     image, info = read_image(tmp_path / "in.mat", info)
     assert info.dtype == stored.dtype.name and image.shape == info.shape and image.dtype == torch.float32
     out = write_image(tmp_path / "out.mat", image, like=info)

@@ -87,11 +87,11 @@ def test_predict_folder_keeps_formats_and_skips_a_corrupt_file(checkpoint, tmp_p
 
     for name in ("photo.png", "deep.png", "scan16.tif", "scan8.tif", "shot.jpg", "array.npy"):
         before, after = probe_image(source / name), probe_image(output / name)
-        assert (after.format, after.dtype, after.shape, after.layout) == (
+        assert (after.format, after.dtype, after.shape, after.axis_order) == (
             before.format,
             before.dtype,
             before.shape,
-            before.layout,
+            before.axis_order,
         ), name
     assert probe_image(output / "deep.png").dtype == "uint16"
     written = scipy.io.loadmat(output / "cube.mat")

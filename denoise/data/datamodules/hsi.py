@@ -116,7 +116,7 @@ class HSIDataModule(TrainingDataModule):
         self.files, self.val_files, self.test_files = files, val_files, test_files
         self.bands = positive_int(bands, "bands")
         self.band_range = tuple(band_range) if band_range is not None else None
-        self.key, self.noisy_key, self.layout = key, noisy_key, layout
+        self.key, self.noisy_key, self.axis_order = key, noisy_key, layout
         self.reader = CubeReader(self.band_range, normalize, tuple(quantiles), scale, noisy_key)
         self.holdout, self.holdout_axis, self.val_crop = float(holdout), holdout_axis, val_crop
         self.crops_per_image, self.lazy, self.skip_bad = crops_per_image, bool(lazy), skip_bad
@@ -124,7 +124,7 @@ class HSIDataModule(TrainingDataModule):
     # ------------------------------------------------------------------------------ reading
 
     def _probe(self, path: Path) -> CubeInfo:
-        info = probe_cube(path, self.key, self.layout)
+        info = probe_cube(path, self.key, self.axis_order)
         bands = info.bands
         if self.band_range is not None:
             start, stop = self.band_range

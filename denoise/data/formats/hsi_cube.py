@@ -1,12 +1,12 @@
-"""Hyperspectral cubes on disk: ``.mat`` (v5 and v7.3), ``.npy``, ``.tif``; layout and normalisation.
+"""Hyperspectral cubes on disk: ``.mat`` (v5 and v7.3), ``.npy``, ``.tif``; axis order and normalisation.
 
 Cubes come out as float32 (bands, H, W). Which axis holds the bands:
 
-- ``layout: auto``: the axis strictly smaller than the other two if the first or last one is
+- ``data.layout: auto``: the axis strictly smaller than the other two if the first or last one is
   (ICVL 1392 x 1300 x 31: last; a (31, 512, 512) ``.npy``: first); otherwise the format's
   convention: MATLAB files are H x W x bands (in MATLAB's axis order, also for v7.3 files, which
   h5py would show reversed), TIFF follows its axes (pages = bands); ``.npy`` must then be told.
-- ``layout: hwc`` / ``chw`` overrides.
+- ``data.layout: hwc`` / ``chw`` overrides.
 
 A 2-D ``Y`` (bands x pixels, as in the Urban and Jasper Ridge unmixing files) is unfolded with the
 file's ``nRow`` / ``nCol`` (pixels in column-major order).
@@ -31,7 +31,7 @@ from denoise.data.formats.matfile import choose_key, mat_shapes, read_mat
 from denoise.errors import ConfigError, DataError
 
 CUBE_KEYS = ("rad", "gt", "data", "Y", "DataCube", "cube", "hsi", "img")
-LAYOUTS = ("auto", "hwc", "chw")
+AXIS_ORDERS = ("auto", "hwc", "chw")  # the choices of data.layout
 NORMALIZATIONS = ("minmax", "band_minmax", "quantile", "scale", "none")
 SUFFIXES = (".mat", ".npy", ".tif", ".tiff")
 
@@ -40,14 +40,14 @@ SUFFIXES = (".mat", ".npy", ".tif", ".tiff")
 class CubeInfo:
     path: str
     key: str | None
-    layout: str  # hwc | chw | unfolded (2-D bands x pixels)
+    axis_order: str  # hwc | chw | unfolded (2-D bands x pixels)
     bands: int
     height: int
     width: int
 
 
 def _stored_shape(path: Path, key: str | None) -> tuple[str | None, tuple[int, ...], str]:
-    """(key, shape as read, the format's own layout)."""
+    """(key, shape as read, the format's own axis order)."""
     suffix = path.suffix.lower()
     if suffix == ".mat":
         key = choose_key(path, key, CUBE_KEYS)
@@ -80,11 +80,13 @@ def _unfold_shape(path: Path, shape: tuple[int, ...]) -> tuple[int, int] | None:
     return None
 
 
-def probe_cube(path: str | Path, key: str | None = None, layout: str = "auto") -> CubeInfo:
-    """Band count and size of a cube without reading its samples (v5 .mat files list shapes in headers)."""
+def probe_cube(path: str | Path, key: str | None = None, axis_order: str = "auto") -> CubeInfo:
+    """Band count and size of a cube without reading its samples (v5 .mat files list shapes in headers).
+
+    ``axis_order`` (``data.layout``): where the bands are, ``auto`` to tell from the shape."""
     path = Path(path)
-    if layout not in LAYOUTS:
-        raise ConfigError(f"data.layout={layout!r}: expected one of {', '.join(LAYOUTS)}")
+    if axis_order not in AXIS_ORDERS:
+        raise ConfigError(f"data.layout={axis_order!r}: expected one of {', '.join(AXIS_ORDERS)}")
     if not path.is_file():
         raise DataError(f"{path}: no such cube file (data.files)")
     key, shape, convention = _stored_shape(path, key)
@@ -96,16 +98,16 @@ def probe_cube(path: str | Path, key: str | None = None, layout: str = "auto") -
     squeezed = tuple(n for n in shape if n != 1) if len(shape) > 3 else shape
     if len(squeezed) != 3:
         raise DataError(f"{path}: {key or 'array'} has shape {shape}; expected a 3-D cube (H, W, bands) or (bands, H, W)")
-    if layout == "auto":
+    if axis_order == "auto":
         if squeezed[0] < min(squeezed[1:]):
-            layout = "chw"
+            axis_order = "chw"
         elif squeezed[2] < min(squeezed[:2]):
-            layout = "hwc"
+            axis_order = "hwc"
         elif convention == "ambiguous":
             raise DataError(f"{path}: cannot tell the band axis of shape {shape}; set data.layout=hwc or data.layout=chw")
         else:
-            layout = convention
-    if layout == "chw":
+            axis_order = convention
+    if axis_order == "chw":
         return CubeInfo(str(path), key, "chw", *squeezed)
     return CubeInfo(str(path), key, "hwc", squeezed[2], squeezed[0], squeezed[1])
 
@@ -121,13 +123,13 @@ def read_cube(info: CubeInfo, key: str | None = None) -> np.ndarray:
         array = np.load(path, allow_pickle=False)
     else:
         array = tifffile.imread(path)
-    if info.layout == "unfolded":
+    if info.axis_order == "unfolded":
         array = array.reshape(info.bands, info.width, info.height).transpose(0, 2, 1)
     else:
         array = array.reshape(array.shape if array.ndim == 2 else tuple(n for n in array.shape if n != 1))
         if array.ndim == 2:
             array = array[None]
-        elif info.layout == "hwc":
+        elif info.axis_order == "hwc":
             array = array.transpose(2, 0, 1)
     if array.shape != (info.bands, info.height, info.width):
         raise DataError(f"{path}: {key} has shape {array.shape}, expected {(info.bands, info.height, info.width)}")

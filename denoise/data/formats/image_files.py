@@ -1,7 +1,7 @@
 """Reading and writing images: PNG (8 and 16 bit), JPEG, TIFF, ``.npy`` and MATLAB ``.mat``, any channel count.
 
 ``read_image(path)`` gives a float (C, H, W) tensor in [0, 1] and an :class:`ImageInfo` that
-remembers the file's format, dtype, bit depth and layout; ``write_image(path, image, like=info)``
+remembers the file's format, dtype, bit depth and axis order; ``write_image(path, image, like=info)``
 writes a result back in the same format and bit depth. Integer data are scaled by their type's
 maximum (255, 65535); float data (TIFF, ``.npy``) are taken as already in [0, 1].
 
@@ -56,7 +56,7 @@ class ImageInfo:
     channels: int
     height: int
     width: int
-    layout: str = "hwc"  # sample order on disk: hwc (interleaved), chw (planar / bands first), hw (a .mat plane)
+    axis_order: str = "hwc"  # sample order on disk: hwc (interleaved), chw (planar / bands first), hw (a .mat plane)
     alpha: bool = False  # the last channel is opacity (PNG grey+alpha / RGBA, TIFF with an alpha sample)
     key: str | None = None  # the variable of a .mat file
 
@@ -153,10 +153,10 @@ def _probe_tiff(path: Path) -> ImageInfo:
                 raise DataError(f"{path}: truncated TIFF (image data end past the end of the file)")
         shape, axes, dtype = tuple(series.shape), series.axes, series.dtype
         extra = tuple(series.keyframe.extrasamples)
-    layout, channels, height, width = _tiff_geometry(path, shape, axes)
+    axis_order, channels, height, width = _tiff_geometry(path, shape, axes)
     # ExtraSamples 1 / 2: associated / unassociated alpha, stored after the colour samples.
-    alpha = layout == "hwc" and channels in (2, 4) and len(extra) == 1 and int(extra[0]) in (1, 2)
-    return ImageInfo(str(path), "tiff", str(dtype), channels, height, width, layout, alpha)
+    alpha = axis_order == "hwc" and channels in (2, 4) and len(extra) == 1 and int(extra[0]) in (1, 2)
+    return ImageInfo(str(path), "tiff", str(dtype), channels, height, width, axis_order, alpha)
 
 
 def _tiff_geometry(path: Path, shape: tuple[int, ...], axes: str) -> tuple[str, int, int, int]:
@@ -180,8 +180,8 @@ def _probe_npy(path: Path) -> ImageInfo:
         raise
     if array.dtype.kind not in "uif":
         raise DataError(f"{path}: .npy of dtype {array.dtype}; expected integer or float samples")
-    layout, channels, height, width = npy_geometry(path, array.shape)
-    return ImageInfo(str(path), "npy", str(array.dtype), channels, height, width, layout)
+    axis_order, channels, height, width = npy_geometry(path, array.shape)
+    return ImageInfo(str(path), "npy", str(array.dtype), channels, height, width, axis_order)
 
 
 def npy_geometry(path: str | Path, shape: tuple[int, ...]) -> tuple[str, int, int, int]:
@@ -202,8 +202,8 @@ def npy_geometry(path: str | Path, shape: tuple[int, ...]) -> tuple[str, int, in
 def _probe_mat(path: Path, key: str | None) -> ImageInfo:
     name = choose_key(path, key, setting="mat_key")
     shape = mat_shapes(path)[name]
-    layout, channels, height, width = npy_geometry(path, shape)
-    return ImageInfo(str(path), "mat", "", channels, height, width, "hw" if len(shape) == 2 else layout, key=name)
+    axis_order, channels, height, width = npy_geometry(path, shape)
+    return ImageInfo(str(path), "mat", "", channels, height, width, "hw" if len(shape) == 2 else axis_order, key=name)
 
 
 _PROBES = {"png": _probe_png, "jpeg": _probe_jpeg, "tiff": _probe_tiff, "npy": _probe_npy}
@@ -239,7 +239,7 @@ def read_raw(path: str | Path, info: ImageInfo | None = None) -> tuple[np.ndarra
         info = replace(info, dtype=str(array.dtype))
     if array.ndim == 2:
         array = array[None]
-    elif info.layout == "hwc":
+    elif info.axis_order == "hwc":
         array = array.transpose(2, 0, 1)
     if array.shape != info.shape:
         raise DataError(f"{path}: decoded shape {array.shape} differs from the header's {info.shape}")
@@ -285,7 +285,7 @@ def _read_jpeg(path: Path, info: ImageInfo) -> np.ndarray:
 
 def _read_tiff(path: Path, info: ImageInfo) -> np.ndarray:
     return tifffile.imread(path, key=None).reshape(
-        (info.height, info.width, info.channels) if info.layout == "hwc" else info.shape
+        (info.height, info.width, info.channels) if info.axis_order == "hwc" else info.shape
     )
 
 
@@ -309,7 +309,7 @@ _READERS = {"png": _read_png, "jpeg": _read_jpeg, "tiff": _read_tiff, "npy": _re
 def write_image(path: str | Path, image: torch.Tensor | np.ndarray, like: ImageInfo | None = None) -> Path:
     """Write a float (C, H, W) image in [0, 1] to ``path``; the suffix chooses the format.
 
-    With ``like`` (the :class:`ImageInfo` of the input) the bit depth, dtype and layout follow
+    With ``like`` (the :class:`ImageInfo` of the input) the bit depth, dtype and axis order follow
     the original where the format can hold them: a 16-bit PNG stays 16-bit, a float TIFF stays
     float, a ``.mat`` keeps its variable name. Without it, PNG and JPEG are 8-bit, TIFF, ``.npy``
     and ``.mat`` float32.
@@ -325,9 +325,9 @@ def write_image(path: str | Path, image: torch.Tensor | np.ndarray, like: ImageI
     stored = _quantize(array, dtype)
     path.parent.mkdir(parents=True, exist_ok=True)
     same_format = like is not None and like.format == fmt
-    layout = like.layout if same_format else ("chw" if fmt == "npy" else "hwc")
+    axis_order = like.axis_order if same_format else ("chw" if fmt == "npy" else "hwc")
     key = like.key if same_format and like.key else DEFAULT_MAT_KEY
-    _WRITERS[fmt](path, stored, layout, key)
+    _WRITERS[fmt](path, stored, axis_order, key)
     return path
 
 
@@ -347,7 +347,7 @@ def _quantize(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.floor(np.clip(array.astype(np.float64), 0.0, 1.0) * top + 0.5).astype(dtype)
 
 
-def _write_png(path: Path, array: np.ndarray, layout: str, key: str) -> None:
+def _write_png(path: Path, array: np.ndarray, axis_order: str, key: str) -> None:
     channels, height, width = array.shape
     if channels not in (1, 2, 3, 4):
         raise DataError(f"{path}: PNG holds 1 to 4 channels, the image has {channels}; write .tif or .npy")
@@ -360,29 +360,29 @@ def _write_png(path: Path, array: np.ndarray, layout: str, key: str) -> None:
     Image.fromarray(hwc[..., 0] if channels == 1 else hwc).save(path)
 
 
-def _write_jpeg(path: Path, array: np.ndarray, layout: str, key: str) -> None:
+def _write_jpeg(path: Path, array: np.ndarray, axis_order: str, key: str) -> None:
     if array.shape[0] not in (1, 3):
         raise DataError(f"{path}: JPEG holds 1 or 3 channels, the image has {array.shape[0]}")
     hwc = np.ascontiguousarray(array.transpose(1, 2, 0))
     Image.fromarray(hwc[..., 0] if array.shape[0] == 1 else hwc).save(path, quality=95)
 
 
-def _write_tiff(path: Path, array: np.ndarray, layout: str, key: str) -> None:
+def _write_tiff(path: Path, array: np.ndarray, axis_order: str, key: str) -> None:
     if array.shape[0] == 1:
         tifffile.imwrite(path, array[0], photometric="minisblack")
-    elif layout == "hwc" and array.shape[0] in (3, 4):
+    elif axis_order == "hwc" and array.shape[0] in (3, 4):
         tifffile.imwrite(path, array.transpose(1, 2, 0), photometric="rgb")
     else:
         tifffile.imwrite(path, array, photometric="minisblack", planarconfig="separate")
 
 
-def _write_npy(path: Path, array: np.ndarray, layout: str, key: str) -> None:
-    np.save(path, array[0] if array.shape[0] == 1 else (array if layout == "chw" else array.transpose(1, 2, 0)))
+def _write_npy(path: Path, array: np.ndarray, axis_order: str, key: str) -> None:
+    np.save(path, array[0] if array.shape[0] == 1 else (array if axis_order == "chw" else array.transpose(1, 2, 0)))
 
 
-def _write_mat(path: Path, array: np.ndarray, layout: str, key: str) -> None:
+def _write_mat(path: Path, array: np.ndarray, axis_order: str, key: str) -> None:
     """MATLAB v5 (scipy writes no v7.3), ``key`` in the input's axis order."""
-    stored = array[0] if layout == "hw" else (array if layout == "chw" else array.transpose(1, 2, 0))
+    stored = array[0] if axis_order == "hw" else (array if axis_order == "chw" else array.transpose(1, 2, 0))
     scipy.io.savemat(path, {key: np.ascontiguousarray(stored)}, do_compression=True)
 
 
