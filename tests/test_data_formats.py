@@ -1,4 +1,4 @@
-"""Image and MATLAB readers: every format round-trips; bad files fail with one line naming them."""
+"""denoise.data.formats: every image and MATLAB format round-trips; bad files fail in one line naming them."""
 
 import numpy as np
 import pytest
