@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import torch
+
 from denoise.cli.photos import max_time, split_overrides, stage_budgets
+from denoise.lit import load_model
 from denoise.errors import ConfigError
 from tests.conftest import compose_entry, run_entry
 
@@ -39,6 +42,9 @@ def test_recipe_composes_with_the_real_noise_settings(tmp_path):
     assert cfg.model.train_pd.factor == 5 and cfg.model.inference.pd_factor == 2
     assert cfg.model.inference.r3_passes == 8 and cfg.model.inference.r3_p == 0.16
     assert cfg.photos.budget_minutes == 10 and cfg.trainer.max_time
+    student = compose_entry("train", ["experiment=photos_distill", "data.noisy_dir=x"], tmp_path)
+    assert student.model.inference.restore_detail is True  # the delivered model restores detail
+    assert not cfg.model.inference.restore_detail  # the teacher's targets are its plain protocol
 
 
 def test_budget_splits_into_lightning_max_times():
@@ -73,12 +79,18 @@ def test_one_command_trains_both_stages_and_writes_every_photo(tmp_path):
     assert set(summary["seconds"]) == {"teacher", "student", "denoise"}
     assert "val/psnr" in summary["metrics"]["student"]  # validated against the clean references
     assert (run / "teacher" / "checkpoints" / "last.ckpt").is_file()
+    # The delivered images are the student checkpoint's own denoise, detail restoration included.
+    student = load_model(run / "student" / "checkpoints" / "last.ckpt")
+    assert student.inference.restore_detail
+    noisy = torch.from_numpy(np.array(Image.open(folder / "noisy" / "a.png"))).permute(2, 0, 1)[None] / 255.0
+    with torch.no_grad():
+        expected = (student.denoise(noisy.float())[0].permute(1, 2, 0).clamp(0, 1) * 255).round().numpy()
+    written = np.asarray(Image.open(run / "denoised" / "a.png")).astype(np.float64)
+    assert np.abs(written - expected).max() <= 1
 
 
 def test_photos_without_references_keep_the_final_weights_of_a_time_budget(tmp_path):
     """No clean images, so no validation: last.ckpt must still hold the step the budget ended at."""
-    import torch
-
     folder = write_photos(tmp_path / "photos")
     run = tmp_path / "run"
     result = run_entry("photos.py", [f"data.noisy_dir={folder}/noisy", "photos.budget_minutes=0.1",
