@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from denoise.cli.config_rules import check_train_config
 from denoise.data.datamodules.base import TrainingDataModule
 from denoise.errors import ConfigError
-from denoise.lit.callbacks import FinalValidation, LastCheckpoint
+from denoise.lit.callbacks import FinalValidation, LastCheckpoint, ValidationPanels
 from denoise.lit.loggers import finish_loggers
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def _print_summary(run_dir: Path, trainer: L.Trainer, metrics: dict[str, float])
         if isinstance(callback, LastCheckpoint) and os.path.isfile(callback.path):
             lines.append(f"Last checkpoint: {callback.path}")
     for callback in trainer.callbacks:
-        if getattr(callback, "latest", None) is not None:
+        if isinstance(callback, ValidationPanels) and callback.latest is not None:
             lines.append(f"Panel (noisy | denoised | clean): {callback.latest}")
     if trainer.is_global_zero:
         log.info("\n".join(lines))

@@ -10,9 +10,12 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 from lightning.pytorch.callbacks import WeightAveraging
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from PIL import Image
 
+from denoise.lit.base import DenoisingModule
 from denoise.lit.panels import panel_image
 
 
@@ -24,7 +27,7 @@ class ValidationPanels(L.Callback):
         self.latest: Path | None = None
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        panel = getattr(pl_module, "panel", None)
+        panel = pl_module.panel if isinstance(pl_module, DenoisingModule) else None
         if panel is None or trainer.sanity_checking or not trainer.is_global_zero:
             return
         self.dirpath.mkdir(parents=True, exist_ok=True)
@@ -38,11 +41,10 @@ class ValidationPanels(L.Callback):
 def log_panel_to_loggers(trainer: L.Trainer, image: Image.Image) -> None:
     """Send a validation panel to the image-capable loggers (W&B, TensorBoard)."""
     for logger in trainer.loggers:
-        name = type(logger).__name__
-        if name == "WandbLogger":
+        if isinstance(logger, WandbLogger):
             logger.log_image(key="val/panel", images=[image], caption=["noisy | denoised | clean"],
                              step=trainer.global_step)
-        elif name == "TensorBoardLogger":
+        elif isinstance(logger, TensorBoardLogger):
             array = np.asarray(image)
             logger.experiment.add_image("val/panel", array, trainer.global_step, dataformats="HWC")
 
@@ -163,7 +165,7 @@ class Preemption(L.Callback):
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         # Lightning stops a validation that a SIGTERM interrupts: save the training weights then.
-        if type(exception).__name__ == "SIGTERMException" and trainer.state.fn == "fit":
+        if isinstance(exception, SIGTERMException) and trainer.state.fn == "fit":
             if self._validating:
                 _swap_back_averaged_weights(trainer, pl_module)
                 self._validating = False
