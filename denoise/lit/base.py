@@ -38,9 +38,14 @@ def plain(config: Any) -> Any:
 
 
 class DenoisingModule(L.LightningModule):
-    """Base of the denoising modules: subclasses call ``_setup_validation`` in ``__init__``."""
+    """Base of the denoising modules: the network (``network``, a config with ``_target_``) on data
+    in [0, 1] scaled to [0, ``data_scale``], and its validation. Subclasses save their
+    hyper-parameters (the configs) so that a checkpoint alone rebuilds them."""
 
-    def _setup_validation(self, val_protocol: str) -> None:
+    def __init__(self, network: dict, data_scale: float, val_protocol: str):
+        super().__init__()
+        self.net = instantiate(network)
+        self.data_scale = float(data_scale)
         self.val_protocol = val_protocol
         if val_protocol == "srgb":
             self.val_psnr, self.val_psnr_noisy = per_image_psnr(), per_image_psnr()
@@ -52,11 +57,12 @@ class DenoisingModule(L.LightningModule):
         self.panel: tuple[torch.Tensor, ...] | None = None
 
     # --- what eval.py, predict.py and validation use ----------------------------------------------
-    net: torch.nn.Module  # the network being trained (a network of denoise.nets)
     inference: InferenceSettings  # the inference settings saved with the model
-    data_scale: float  # the network sees values in [0, data_scale]
-    val_protocol: str  # one of VAL_PROTOCOLS
     network_key = "net"  # the hyper-parameter holding the network's config
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The network on (B, C, H, W) data in [0, 1]."""
+        return self.net(x * self.data_scale) / self.data_scale
 
     def denoise(
         self, noisy: torch.Tensor, settings: InferenceSettings | None = None, progress: Progress | None = None

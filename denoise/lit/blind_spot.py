@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 
 from denoise.data.datamodules.base import TrainingDataModule
 from denoise.data.datasets.crops import check_crop_size
@@ -56,8 +55,8 @@ class BlindSpotModule(DenoisingModule):
         val_protocol: str = "srgb",
         compile: bool = False,
     ):
-        super().__init__()
         net, optimizer, scheduler = upgrade_network_config(plain(net)), plain(optimizer), plain(scheduler)
+        super().__init__(net, data_scale, val_protocol)
         train_pd, inference = plain(train_pd), plain(inference)
         benchmark_inference = plain(benchmark_inference)
         self.save_hyperparameters(
@@ -65,8 +64,6 @@ class BlindSpotModule(DenoisingModule):
              "inference": inference, "benchmark_inference": benchmark_inference, "data_scale": data_scale,
              "val_protocol": val_protocol, "compile": compile}
         )
-        self._setup_validation(val_protocol)
-        self.net = instantiate(net)
         self.train_pd = TrainPD(**(train_pd or {}))
         self.inference = InferenceSettings.from_config(inference)
         # Benchmark sets (data=sidd_bench) may use another protocol than validation: the official
@@ -74,11 +71,6 @@ class BlindSpotModule(DenoisingModule):
         self.benchmark_inference = InferenceSettings.from_config(
             {**(inference or {}), **(benchmark_inference or {})}
         )
-        self.data_scale = float(data_scale)
-
-    # --- the network applied to data in [0, 1] --------------------------------------------------
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x * self.data_scale) / self.data_scale
 
     @torch.no_grad()
     def denoise(

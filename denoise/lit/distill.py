@@ -13,7 +13,6 @@ import dataclasses
 
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 
 from denoise.data.checks import check_channels
 from denoise.errors import ConfigError
@@ -44,27 +43,20 @@ class DistillationModule(DenoisingModule):
         val_protocol: str = "srgb",
         compile: bool = False,
     ):
-        super().__init__()
         student, optimizer, scheduler = upgrade_network_config(plain(student)), plain(optimizer), plain(scheduler)
+        super().__init__(student, data_scale, val_protocol)
         teacher_inference, inference = plain(teacher_inference), plain(inference)
         self.save_hyperparameters(
             {"student": student, "optimizer": optimizer, "teacher_ckpt": teacher_ckpt, "scheduler": scheduler,
              "teacher_inference": teacher_inference, "inference": inference, "data_scale": data_scale,
              "val_protocol": val_protocol, "compile": compile}
         )
-        self._setup_validation(val_protocol)
-        self.net = instantiate(student)
         self.teacher_settings = InferenceSettings.from_config(
             {**TEACHER_INFERENCE, **(teacher_inference or {})}
         )
         # The student is non-blind: one full-resolution pass, no PD, no R3.
         self.inference = InferenceSettings.from_config({**(inference or {}), "pd_factor": 1, "r3_passes": 0})
-        self.data_scale = float(data_scale)
         self.__dict__["teacher"] = None  # not a submodule: never trained, never saved with the student
-
-    # --- the student on data in [0, 1] ---------------------------------------------------------
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x * self.data_scale) / self.data_scale
 
     @torch.no_grad()
     def denoise(
