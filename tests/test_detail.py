@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from denoise.ops.detail import DetailRestoration, gaussian_blur, interpolate, restore_detail
+from einops import rearrange
+
+from denoise.ops.detail import DetailRestoration, correlation_sum, gaussian_blur, interpolate, restore_detail
 
 
 def textured_scene(size: int = 128, seed: int = 0) -> torch.Tensor:
@@ -47,6 +49,35 @@ def test_a_colour_cast_is_removed():
     assert mse(restored, clean) < 0.1 * mse(cast, clean)
 
 
+def correlated_noise(shape, std: float, seed: int) -> torch.Tensor:
+    """Noise smeared over neighbouring pixels, as demosaicing smears real camera noise."""
+    white = torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    planes = rearrange(white, "b c h w -> (b c) 1 h w")
+    smeared = rearrange(gaussian_blur(planes, 1.2), "(b c) 1 h w -> b c h w", b=shape[0])
+    return std * smeared / smeared.std()
+
+
+def test_correlated_noise_stays_out_of_a_good_estimate():
+    """Its low-pass is not small: the local-mean step must see it as noise, not as a colour error."""
+    clean = textured_scene(192)
+    noise = correlated_noise(clean.shape, 0.08, seed=7)
+    restored = restore_detail(clean + noise, clean)
+    assert correlation_sum(noise[0, 0], torch.ones(192, 192, dtype=torch.bool), 3) > 5
+    assert mse(restored, clean) < 0.03 * mse(clean + noise, clean)
+    # The local-mean step alone adds a third of what adding the whole low-pass would.
+    means_only = restore_detail(clean + noise, clean, DetailRestoration(window=0))
+    ungated = clean + gaussian_blur(rearrange(noise, "1 c h w -> c 1 h w"), 8.0).permute(1, 0, 2, 3)
+    assert mse(means_only, clean) < 0.5 * mse(ungated, clean)
+
+
+def test_a_colour_cast_under_correlated_noise_is_still_removed():
+    clean = textured_scene(192)
+    noisy = clean + correlated_noise(clean.shape, 0.08, seed=8)
+    cast = clean + torch.tensor([0.05, -0.05, 0.04], dtype=clean.dtype).view(1, 3, 1, 1)
+    restored = restore_detail(noisy, cast)
+    assert mse(restored, clean) < 0.2 * mse(cast, clean)
+
+
 def test_noise_variance_follows_intensity():
     """Signal-dependent noise: the restoration must not read bright-region noise as detail."""
     clean = textured_scene(seed=4)[:, :, :, :64].repeat(1, 1, 1, 2)  # flat ramps only
@@ -69,7 +100,7 @@ def test_batch_channels_shape_and_dtype_are_kept():
 def test_tiny_images_and_switched_off_steps():
     noisy, estimate = torch.rand(1, 1, 5, 7), torch.rand(1, 1, 5, 7)
     assert restore_detail(noisy, estimate).shape == (1, 1, 5, 7)
-    off = DetailRestoration(mean_sigma=0, oversubtract=0)
+    off = DetailRestoration(mean_sigma=0, window=0)
     assert torch.equal(restore_detail(noisy, estimate, off), estimate)
 
 
@@ -85,7 +116,8 @@ def test_interpolate_matches_numpy():
         (dict(window=4), "window=4"),
         (dict(mean_sigma=-1), "mean_sigma=-1"),
         (dict(flat_fraction=0), "flat_fraction=0"),
-        (dict(oversubtract=-0.5), "oversubtract=-0.5"),
+        (dict(oversubtract=0), "oversubtract=0"),
+        (dict(correlation_lags=-1), "correlation_lags=-1"),
         (dict(intensity_bins=0), "intensity_bins=0"),
     ],
 )

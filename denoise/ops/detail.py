@@ -5,17 +5,23 @@ noise explains: it shifts local colour (a saturated region drifts towards grey),
 texture away along with the noise, which costs more than it gains where the noise is mild. Both
 show in the residual ``noisy - estimate``, and both can be undone without a clean reference:
 
-1. Local means. The noise has zero mean, so a wide Gaussian low-pass of the residual is the
-   estimate's own low-frequency error, with the noise averaged away. Adding it back restores
-   local colour and brightness (``mean_sigma`` pixels).
+1. Local means. The noise has zero mean, so a wide Gaussian low-pass (``mean_sigma`` pixels) of
+   the residual is the estimate's own low-frequency error plus what is left of the noise. Real
+   camera noise is spatially correlated, so that remainder is not negligible: its variance is
+   the noise variance times the sum of the noise's autocorrelation (measured over lags up to
+   ``correlation_lags`` on the flattest pixels) times the kernel's sum of squares. Where the
+   low-pass is well above that (``oversubtract`` times), it is added back, with a Wiener gain;
+   where it is not, it is noise and stays out.
 2. Texture. Where the estimate is right, the residual is pure noise and its local energy is the
    noise variance; where texture was smoothed away, the energy is larger. A local Wiener gain
    ``w = max(0, 1 - oversubtract * noise_var / local_energy)`` returns that fraction of the
-   residual (window ``window``). ``noise_var`` is measured on the image itself, per channel and
-   as a function of intensity (real camera noise grows with the signal): the mean squared
-   residual over the flattest ``flat_fraction`` of the estimate, in ``intensity_bins`` bins.
-   Estimates of local energy are noisy, so ``oversubtract`` > 1 keeps the gain at zero where
-   the excess is within their scatter (spectral subtraction's over-subtraction).
+   residual (window ``window``).
+
+``noise_var`` is measured on the image itself, per channel and as a function of intensity (real
+camera noise grows with the signal): the mean squared residual over the flattest
+``flat_fraction`` of the estimate, in ``intensity_bins`` bins. Estimates of local energy are
+noisy, so ``oversubtract`` > 1 keeps a gain at zero where the excess is within their scatter
+(spectral subtraction's over-subtraction).
 
 It reads the whole image (the noise is measured over it), so it runs once on the whole output,
 after tiled inference. It is not part of any paper's protocol; the photos recipe uses it.
@@ -38,23 +44,26 @@ MIN_BIN_PIXELS = 50
 
 @dataclass(frozen=True)
 class DetailRestoration:
-    mean_sigma: float = 8.0        # pixels; 0 skips the local-mean correction
-    window: int = 9                # side of the local-energy window (odd)
-    oversubtract: float = 2.0      # noise multiple the local energy must exceed; 0 skips texture
+    mean_sigma: float = 8.0        # pixels of the local-mean low-pass; 0 skips the local means
+    window: int = 9                # side of the texture step's local-energy window (odd); 0 skips it
+    oversubtract: float = 2.0      # noise multiple a correction's energy must exceed
     flat_fraction: float = 0.2     # flattest share of the image that measures the noise
     intensity_bins: int = 8
+    correlation_lags: int = 3      # the noise's autocorrelation is summed over |dy|, |dx| <= this
 
     def __post_init__(self) -> None:
         if self.mean_sigma < 0:
             raise ValueError(f"mean_sigma={self.mean_sigma}: expected a number >= 0")
-        if self.window < 1 or self.window % 2 == 0:
-            raise ValueError(f"window={self.window}: expected an odd integer >= 1")
-        if self.oversubtract < 0:
-            raise ValueError(f"oversubtract={self.oversubtract}: expected a number >= 0")
+        if self.window < 0 or (self.window and self.window % 2 == 0):
+            raise ValueError(f"window={self.window}: expected an odd integer, or 0 to skip the texture step")
+        if self.oversubtract <= 0:
+            raise ValueError(f"oversubtract={self.oversubtract}: expected a number > 0")
         if not 0 < self.flat_fraction <= 1:
             raise ValueError(f"flat_fraction={self.flat_fraction}: expected a number in (0, 1]")
         if self.intensity_bins < 1:
             raise ValueError(f"intensity_bins={self.intensity_bins}: expected an integer >= 1")
+        if self.correlation_lags < 0:
+            raise ValueError(f"correlation_lags={self.correlation_lags}: expected an integer >= 0")
 
 
 def restore_detail(noisy: torch.Tensor, estimate: torch.Tensor, options: DetailRestoration | None = None) -> torch.Tensor:
@@ -73,19 +82,54 @@ def restore_detail(noisy: torch.Tensor, estimate: torch.Tensor, options: DetailR
 def restore_plane(noisy: torch.Tensor, estimate: torch.Tensor, options: DetailRestoration) -> torch.Tensor:
     """The two corrections on one (1, 1, H, W) plane."""
     if options.mean_sigma > 0:
-        estimate = estimate + gaussian_blur(noisy - estimate, options.mean_sigma)
-    if options.oversubtract > 0:
+        estimate = estimate + local_mean_correction(noisy - estimate, estimate, options)
+    if options.window:
         residual = noisy - estimate
         energy = box_mean(residual.square(), options.window)
         noise_var = intensity_noise_variance(estimate[0], residual[0], options)
-        gain = (1 - options.oversubtract * noise_var / energy.clamp_min(torch.finfo(energy.dtype).tiny)).clamp(0, 1)
-        estimate = estimate + gain * residual
+        estimate = estimate + wiener_gain(energy, options.oversubtract * noise_var) * residual
     return estimate
+
+
+def local_mean_correction(residual: torch.Tensor, estimate: torch.Tensor, options: DetailRestoration) -> torch.Tensor:
+    """The low-pass of ``residual`` where it stands above the noise that survives the low-pass."""
+    low = gaussian_blur(residual, options.mean_sigma)
+    noise = residual - low  # the residual's high frequencies: noise, where the estimate is flat
+    noise_var = intensity_noise_variance(estimate[0], noise[0], options)
+    kernel = gaussian_kernel(options.mean_sigma, residual.dtype)
+    passed = correlation_sum(noise[0, 0], flat_pixels(estimate[0], options)[0], options.correlation_lags)
+    expected = noise_var * passed * float(kernel.square().sum()) ** 2  # separable: 2-D sum = (1-D sum)^2
+    return wiener_gain(low.square(), options.oversubtract * expected) * low
+
+
+def wiener_gain(energy: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    return (1 - noise / energy.clamp_min(torch.finfo(energy.dtype).tiny)).clamp(0, 1)
+
+
+def correlation_sum(noise: torch.Tensor, flat: torch.Tensor, lags: int) -> float:
+    """Sum of the autocovariance of ``noise`` (H, W) over shifts up to ``lags``, over its variance,
+    on the ``flat`` pixels: 1 for white noise, more for noise smeared over neighbouring pixels."""
+    height, width = noise.shape
+    if height <= 2 * lags or width <= 2 * lags:
+        return 1.0
+    inner = (slice(lags, height - lags), slice(lags, width - lags))
+    centre, mask = noise[inner], flat[inner]
+    if not mask.any():
+        return 1.0
+    variance = float(centre[mask].square().mean())
+    if variance <= 0:
+        return 1.0
+    total = 0.0
+    for dy in range(-lags, lags + 1):
+        for dx in range(-lags, lags + 1):
+            shifted = noise[lags + dy : height - lags + dy, lags + dx : width - lags + dx]
+            total += float((centre * shifted)[mask].mean())
+    return max(total / variance, 1.0)
+
 
 def intensity_noise_variance(plane: torch.Tensor, residual: torch.Tensor, options: DetailRestoration) -> torch.Tensor:
     """Per-pixel noise variance of one (1, H, W) plane, interpolated from its flattest pixels by intensity."""
-    local_var = box_mean(plane[None].square(), 5)[0] - box_mean(plane[None], 5)[0].square()
-    flat = local_var <= subsampled_quantile(local_var, options.flat_fraction)
+    flat = flat_pixels(plane, options)
     intensities, energies = plane[flat], residual[flat].square()
     order = torch.argsort(intensities)
     centres, variances = [], []
@@ -96,6 +140,12 @@ def intensity_noise_variance(plane: torch.Tensor, residual: torch.Tensor, option
     if not centres:  # a tiny image: one variance for all intensities
         return energies.mean().expand_as(plane).unsqueeze(0)
     return interpolate(plane, torch.stack(centres), torch.stack(variances)).unsqueeze(0)
+
+
+def flat_pixels(plane: torch.Tensor, options: DetailRestoration) -> torch.Tensor:
+    """The flattest ``flat_fraction`` of a (1, H, W) plane, by its local variance (5x5)."""
+    local_var = box_mean(plane[None].square(), 5)[0] - box_mean(plane[None], 5)[0].square()
+    return local_var <= subsampled_quantile(local_var, options.flat_fraction)
 
 
 def interpolate(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
@@ -120,11 +170,17 @@ def box_mean(x: torch.Tensor, size: int) -> torch.Tensor:
     return F.avg_pool2d(F.pad(x, (r, r, r, r), mode="replicate"), size, stride=1)
 
 
+def gaussian_kernel(sigma: float, dtype: torch.dtype, device: torch.device | None = None) -> torch.Tensor:
+    """The normalised 1-D Gaussian of ``sigma`` pixels, out to 3 sigma."""
+    r = max(1, math.ceil(3 * sigma))
+    taps = torch.arange(-r, r + 1, dtype=dtype, device=device)
+    kernel = torch.exp(-0.5 * (taps / sigma).square())
+    return kernel / kernel.sum()
+
+
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian low-pass of (N, 1, H, W), edges replicated."""
-    r = max(1, math.ceil(3 * sigma))
-    taps = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
-    kernel = torch.exp(-0.5 * (taps / sigma).square())
-    kernel = kernel / kernel.sum()
+    kernel = gaussian_kernel(sigma, x.dtype, x.device)
+    r = kernel.numel() // 2
     x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
     return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), kernel.view(1, 1, -1, 1))
