@@ -76,9 +76,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # --- data ------------------------------------------------------------------------------------------
 def read_pairs(folder: Path) -> list[tuple]:
     """(name, noisy, clean) float64 (H, W, C) arrays in [0, 1]; SystemExit with one line on bad input."""
-    import numpy as np
-    from PIL import Image
-
     noisy_dir, clean_dir = folder / "noisy", folder / "gt"
     for sub in (noisy_dir, clean_dir):
         if not sub.is_dir():
@@ -90,13 +87,24 @@ def read_pairs(folder: Path) -> list[tuple]:
     for name in names:
         if not (clean_dir / name).is_file():
             raise SystemExit(f"error: {clean_dir / name}: missing; every noisy image needs a clean one of the same name")
-        noisy, clean = (np.asarray(Image.open(d / name)) for d in (noisy_dir, clean_dir))
-        if noisy.shape != clean.shape or noisy.dtype != np.uint8:
-            raise SystemExit(f"error: {name}: noisy {noisy.shape} {noisy.dtype} and clean {clean.shape} "
-                             f"{clean.dtype}; expected two 8-bit images of one size")
-        as_hwc = (lambda a: a[..., None] if a.ndim == 2 else a[..., :3])
-        pairs.append((Path(name).stem, as_hwc(noisy) / 255.0, as_hwc(clean) / 255.0))
+        (noisy, noisy_info), (clean, clean_info) = (read_picture(d / name) for d in (noisy_dir, clean_dir))
+        if noisy.shape != clean.shape or {noisy_info.dtype, clean_info.dtype} != {"uint8"}:
+            raise SystemExit(f"error: {name}: noisy {noisy.shape} {noisy_info.dtype} and clean {clean.shape} "
+                             f"{clean_info.dtype}; expected two 8-bit images of one size")
+        pairs.append((Path(name).stem, noisy, clean))
     return pairs
+
+
+def read_picture(path: Path) -> tuple:
+    """A float64 (H, W, C) array in [0, 1] without any alpha channel, and the file's ImageInfo."""
+    from denoise.data.formats.image_files import read_image
+    from denoise.errors import DataError
+
+    try:
+        image, info = read_image(path)
+    except DataError as error:
+        raise SystemExit(f"error: {error}") from None
+    return image[: info.colour_channels].double().numpy().transpose(1, 2, 0), info
 
 
 # --- classical baselines -------------------------------------------------------------------------
@@ -170,16 +178,12 @@ def teacher_outputs(run_dir: Path, pairs) -> dict:
 
 
 def read_outputs(folder: Path, pairs) -> dict:
-    import numpy as np
-    from PIL import Image
-
     outputs = {}
     for name, noisy, _ in pairs:
         match = [p for p in folder.glob(f"{name}.*")]
         if not match:
             raise SystemExit(f"error: the recipe wrote no output for {name} in {folder}")
-        array = np.asarray(Image.open(match[0]))
-        outputs[name] = (array[..., None] if array.ndim == 2 else array[..., :3]) / 255.0
+        outputs[name] = read_picture(match[0])[0]
     return outputs
 
 
@@ -192,14 +196,14 @@ def machine_load() -> list[float] | None:
 
 
 def panel(images, crop: int):
+    """A (C, H, W) strip of the centre crops of (H, W, C) ``images``, side by side, in [0, 1]."""
     import numpy as np
 
     height, width = images[0].shape[:2]
     side_h, side_w = min(crop, height), min(crop, width)
     top, left = (height - side_h) // 2, (width - side_w) // 2
     tiles = [np.clip(im[top:top + side_h, left:left + side_w], 0, 1) for im in images]
-    strip = np.concatenate(tiles, axis=1)
-    return (np.floor(strip * 255 + 0.5)).astype(np.uint8).squeeze()
+    return np.concatenate(tiles, axis=1).transpose(2, 0, 1)
 
 
 def table(results: dict, columns: list[str]) -> str:
@@ -220,9 +224,9 @@ def main(argv: list[str] | None = None) -> dict:
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # before numpy / torch start their pools
     import numpy as np
     import torch
-    from PIL import Image
 
     sys.path.insert(0, str(ROOT))
+    from denoise.data.formats.image_files import write_image
     from denoise.metrics.srgb import srgb_image_metrics
 
     torch.set_num_threads(args.threads)
@@ -287,7 +291,7 @@ def main(argv: list[str] | None = None) -> dict:
     panels = out / "panels"
     panels.mkdir(exist_ok=True)
     for name, _, clean in pairs[: args.panels]:
-        Image.fromarray(panel([estimates[c][name] for c in columns] + [clean], args.crop)).save(panels / f"{name}.png")
+        write_image(panels / f"{name}.png", panel([estimates[c][name] for c in columns] + [clean], args.crop))
     text = table(results, columns)
     (out / "table.md").write_text(f"{args.folder}, {args.minutes:g} min, {args.threads} threads ("
                                   f"columns: {', '.join(columns)}, clean)\n\n{text}\n")
