@@ -86,7 +86,8 @@ def restore_plane(noisy: torch.Tensor, estimate: torch.Tensor, options: DetailRe
     if options.window:
         residual = noisy - estimate
         energy = box_mean(residual.square(), options.window)
-        noise_var = intensity_noise_variance(estimate[0], residual[0], options)
+        flat = flat_pixels(estimate[0], options)
+        noise_var = intensity_noise_variance(estimate[0], residual[0], flat, options.intensity_bins)
         estimate = estimate + wiener_gain(energy, options.oversubtract * noise_var) * residual
     return estimate
 
@@ -95,9 +96,10 @@ def local_mean_correction(residual: torch.Tensor, estimate: torch.Tensor, option
     """The low-pass of ``residual`` where it stands above the noise that survives the low-pass."""
     low = gaussian_blur(residual, options.mean_sigma)
     noise = residual - low  # the residual's high frequencies: noise, where the estimate is flat
-    noise_var = intensity_noise_variance(estimate[0], noise[0], options)
+    flat = flat_pixels(estimate[0], options)
+    noise_var = intensity_noise_variance(estimate[0], noise[0], flat, options.intensity_bins)
     kernel = gaussian_kernel(options.mean_sigma, residual.dtype)
-    passed = correlation_sum(noise[0, 0], flat_pixels(estimate[0], options)[0], options.correlation_lags)
+    passed = correlation_sum(noise[0, 0], flat[0], options.correlation_lags)
     expected = noise_var * passed * float(kernel.square().sum()) ** 2  # separable: 2-D sum = (1-D sum)^2
     return wiener_gain(low.square(), options.oversubtract * expected) * low
 
@@ -127,13 +129,13 @@ def correlation_sum(noise: torch.Tensor, flat: torch.Tensor, lags: int) -> float
     return max(total / variance, 1.0)
 
 
-def intensity_noise_variance(plane: torch.Tensor, residual: torch.Tensor, options: DetailRestoration) -> torch.Tensor:
-    """Per-pixel noise variance of one (1, H, W) plane, interpolated from its flattest pixels by intensity."""
-    flat = flat_pixels(plane, options)
+def intensity_noise_variance(plane: torch.Tensor, residual: torch.Tensor, flat: torch.Tensor, bins: int) -> torch.Tensor:
+    """Per-pixel noise variance of one (1, H, W) plane, interpolated by intensity from the mean
+    squared ``residual`` over its ``flat`` pixels in ``bins`` equally filled bins."""
     intensities, energies = plane[flat], residual[flat].square()
     order = torch.argsort(intensities)
     centres, variances = [], []
-    for chunk in torch.tensor_split(order, options.intensity_bins):
+    for chunk in torch.tensor_split(order, bins):
         if chunk.numel() >= MIN_BIN_PIXELS:
             centres.append(intensities[chunk].mean())
             variances.append(energies[chunk].mean())
