@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
 from denoise.nets import TBSN
@@ -75,3 +76,87 @@ def test_channel_attention_cosines_equal_the_normalised_gram_matrix():
     assert torch.allclose(attention.cosine_similarity(q, k), expected, rtol=0, atol=1e-12)
     literal = ChannelAttention(12, heads=3, form="literal")
     assert torch.equal(literal.cosine_similarity(q, k), expected)
+
+
+CHANNELS_LAST = torch.channels_last
+
+
+def test_pointwise_conv_on_a_channels_last_map_is_the_1x1_conv_and_stays_channels_last():
+    torch.manual_seed(0)
+    reference = nn.Conv2d(6, 5, 1).double()
+    fast = use_fast_layers(nn.Sequential(nn.Conv2d(6, 5, 1))).double()[0]
+    fast.load_state_dict(reference.state_dict())
+    x = torch.randn(2, 6, 7, 5, dtype=torch.float64)
+    got = fast(x.contiguous(memory_format=CHANNELS_LAST))
+    assert got.is_contiguous(memory_format=CHANNELS_LAST)
+    assert torch.allclose(got, reference(x), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("gram", ["phase", "global"])
+@pytest.mark.parametrize("heads", [1, 3])
+def test_phase_channel_attention_is_the_same_function_in_both_layouts_and_keeps_its_layout(gram, heads):
+    torch.manual_seed(0)
+    attention = use_fast_layers(ChannelAttention(12, heads=heads, gram=gram)).double()
+    nn.init.normal_(attention.temperature)
+    x = torch.randn(8, 12, 6, 10, dtype=torch.float64)
+    # The definition: one Gram per phase entry, or per image (4 phase entries) with the global Gram.
+    group = {"p": 1 if gram == "phase" else 4, "m": heads}
+    q, k, v = (
+        rearrange(t, "(b p) (m c) h w -> b m c (p h w)", **group)
+        for t in attention.qkv_dwconv(attention.qkv(x)).chunk(3, dim=1)
+    )
+    cosines = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
+    mixed = (cosines * attention.temperature).softmax(dim=-1) @ v
+    expected = attention.project_out(rearrange(mixed, "b m c (p h w) -> (b p) (m c) h w", h=6, w=10, **group))
+    for layout in (torch.contiguous_format, CHANNELS_LAST):
+        got = attention(x.contiguous(memory_format=layout))
+        assert got.is_contiguous(memory_format=layout)
+        assert torch.allclose(got, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, CHANNELS_LAST])
+def test_fast_window_attention_equals_the_reference_computation(layout):
+    """Phase M-WSA's fast path (strided key windows, in-place relative logits) against the
+    reference path (unfold, attention-sized bias, scaled_dot_product_attention): forward and
+    the gradients of input, relative tables and projections, on a map with border windows."""
+    from denoise.nn import MaskedWindowAttention
+
+    torch.manual_seed(0)
+    attention = use_fast_layers(MaskedWindowAttention(12, heads=2, head_dim=6, window=8)).double()
+    x = torch.randn(2, 12, 8, 12, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_()
+    expected, got = attention.reference_forward(x), attention.fast_forward(x)
+    assert got.is_contiguous(memory_format=layout)
+    assert torch.allclose(got, expected, rtol=0, atol=1e-12)
+    weights = [x, attention.rel_height, attention.rel_width, attention.qkv.weight, attention.project_out.weight]
+    grads = [torch.autograd.grad(out.sin().sum(), weights) for out in (expected, got)]
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("gcsa_mode", ["phase", "global"])
+def test_cpu_inference_in_independent_entries_equals_the_whole_batch(gcsa_mode):
+    """Without gradients the phase body runs one phase sub-image per call (all phases of an
+    image with the global Gram); with gradients the whole batch at once: the same numbers."""
+    torch.manual_seed(0)
+    net = TBSN(dim=8, num_blocks=(1, 1, 1), num_refinement_blocks=1, gcsa_mode=gcsa_mode).double().eval()
+    x = torch.rand(3, 3, 32, 48, dtype=torch.float64)
+    with torch.no_grad():
+        in_entries = net(x)
+    whole = net(x)
+    assert whole.requires_grad
+    assert torch.allclose(in_entries, whole.detach(), rtol=0, atol=1e-12)
+
+
+def test_cpu_inference_in_independent_entries_is_exactly_blind():
+    """The gradient tests run the batched body; this probes the per-entry one without gradients."""
+    torch.manual_seed(0)
+    net = TBSN(dim=8, num_blocks=(1, 1, 1), num_refinement_blocks=1).double().eval()
+    x = torch.rand(1, 3, 32, 32, dtype=torch.float64)
+    with torch.no_grad():
+        before = net(x)
+        for row, col in [(16, 17), (0, 31), (31, 0)]:
+            changed = x.clone()
+            changed[..., row, col] += 10.0
+            after = net(changed)
+            assert torch.equal(after[..., row, col], before[..., row, col])
+            assert (after - before).abs().amax() > 0

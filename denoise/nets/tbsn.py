@@ -26,7 +26,7 @@ from torch import nn
 from denoise.nets.base import Network
 from denoise.nets.blind_spot import BlindSpotBranch
 from denoise.nn.dual_representation_fusion import DualRepresentationFusion
-from denoise.nn.fast_layers import use_fast_layers
+from denoise.nn.fast_layers import channels_last, use_fast_layers
 from denoise.nn.forms import check_form
 from denoise.nn.registry import BlockSpec
 from denoise.nn.transformer import TBSN_BLOCKS, transformer_stage
@@ -170,11 +170,20 @@ class TBSNBody(nn.Module):
 
     ``out_channels`` is 2*dim with concat skips (level 1 keeps the concatenation) and dim with
     MDAF skips (the fusion returns one map of the skip's width).
+
+    The phase form runs on channels-last maps, where oneDNN's convolutions are fastest (2-core
+    AMD EPYC, (4, 96, 128, 128): 3x3 conv 23 vs 46 ms, depthwise 22 vs 64 ms), and CPU inference
+    runs the body on the fewest batch entries that are independent of each other: one phase
+    sub-image, or the s*s phases of one image when G-CSA's Gram spans them (``gcsa_mode=global``).
+    Small working sets stay in cache: one 256x256 pass took 2.24 s in 4 calls of one entry
+    against 2.73 s in one call of 4, and a batch of 2 images 1.37x the time per image of one.
     """
 
     def __init__(self, options: TBSNOptions):
         super().__init__()
         dim, form, num_blocks = options.dim, options.form, options.num_blocks
+        self.form = form
+        self.independent_entries = 1 if options.gcsa_mode == "phase" else PHASE_STRIDE**2
 
         def stage(level: int, channels: int, depth: int) -> nn.Sequential:
             return transformer_stage(options.spec(level, channels), depth, options.block_layout[level])
@@ -200,6 +209,14 @@ class TBSNBody(nn.Module):
         self.refinement = stage(0, self.out_channels, options.num_refinement_blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.form == "literal":  # the reference: NCHW, the whole batch at once
+            return self.unet(x)
+        x = channels_last(x)
+        if torch.is_grad_enabled() or x.device.type != "cpu":
+            return self.unet(x)
+        return torch.cat([self.unet(entries) for entries in x.split(self.independent_entries)])
+
+    def unet(self, x: torch.Tensor) -> torch.Tensor:
         enc1 = self.encoder1(x)
         enc2 = self.encoder2(self.down1(enc1))
         latent = self.latent(self.down2(enc2))

@@ -11,7 +11,8 @@ whether the block is blind:
 
 ``form="phase"``: the input is a phase-split batch (each entry one phase, ``phases`` entries per
 image). ``form="literal"``: the input is the full-resolution map and the depthwise conv is
-dilated by the phase stride.
+dilated by the phase stride. The phase form keeps a channels-last input channels-last all the
+way through: there the depthwise conv runs 3x faster (22 vs 64 ms on (4, 288, 128, 128)).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from denoise.nn.fast_layers import layout_like
 from denoise.nn.forms import check_form
 
 GRAM_MODES = ("phase", "global")
@@ -75,8 +77,10 @@ class ChannelAttention(nn.Module):
         """
         if self.form == "literal":
             return F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
-        q_norm = q.norm(dim=-1).clamp_min(1e-12)
-        k_norm = k.norm(dim=-1).clamp_min(1e-12)
+        # sqrt of a plain sum of squares: on a channels-last map the pixels are strided, where
+        # ``norm`` is a slow reduction (5.6 ms vs 2.0 ms on (4, 96, 128 * 128)).
+        q_norm = q.square().sum(dim=-1).sqrt().clamp_min(1e-12)
+        k_norm = k.square().sum(dim=-1).sqrt().clamp_min(1e-12)
         return (q @ k.transpose(-2, -1)) / (q_norm[..., :, None] * k_norm[..., None, :])
 
     def _grouping(self) -> tuple[str, str]:
@@ -98,7 +102,13 @@ class ChannelAttention(nn.Module):
             axes.update(s1=self.stride, s2=self.stride)
         q, k, v = qkv.chunk(3, dim=1)
         q, k, v = (rearrange(t, to_groups, **axes) for t in (q, k, v))
-        out = self.cosine_similarity(q, k).mul(self.temperature).softmax(dim=-1) @ v
+        attention = self.cosine_similarity(q, k).mul(self.temperature).softmax(dim=-1)
+        if self.form == "phase":
+            # (attention @ v) as (v^T @ attention^T)^T: on a channels-last map v^T is a row-major
+            # matrix, so the product is written channels-last too, with no copy of v.
+            out = (v.transpose(-2, -1) @ attention.transpose(-2, -1)).transpose(-2, -1)
+        else:
+            out = attention @ v
         sizes = {"h": h, "w": w} if "s1" not in to_groups else {"h": h // self.stride, "w": w // self.stride}
-        out = rearrange(out, from_groups, **axes, **sizes)
+        out = layout_like(rearrange(out, from_groups, **axes, **sizes), qkv)
         return self.project_out(out)
