@@ -24,10 +24,12 @@ Each is timed after ``--warmup`` runs, ``--repeats`` times; the table gives the 
 spread (min-max). With ``--compare`` the two configs run alternately in one process, so slow
 phases of a shared machine hit both alike, and the ratio of medians is printed. FLOPs come from
 torch's flop counter (convolutions, matmuls and attention; elementwise work is not counted),
-and the achieved rate is given as a fraction of a large matmul of the config's dtype, timed in
-the same run. Peak memory: max allocated on CUDA; on CPU the peak resident set of a fresh
-process that builds the model and runs the measurement once, counted from just before the run
-(the model and Python are included; the table also gives the resident set before the run).
+and the achieved rate is given as a fraction of the machine's GEMM peak for the config's dtype,
+timed in the same run: the faster of ``torch.matmul`` (BLAS) and the same product as a 1x1
+convolution on a channels-last map (oneDNN / cuDNN), both printed. Peak memory: max allocated
+on CUDA; on CPU the peak resident set of a fresh process that builds the model and runs the
+measurement once, counted from just before the run (the model and Python are included; the
+table also gives the resident set before the run).
 ``--no-memory`` skips it.
 Random weights: the numbers are the cost, not the quality.
 """
@@ -250,20 +252,42 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def matmul_rate(dtype: torch.dtype, device: torch.device, size: int, repeats: int = 5) -> float:
-    """FLOP/s of a size x size matmul of ``dtype``: the machine's practical peak for that dtype."""
-    a = torch.randn(size, size, device=device).to(dtype)
-    b = torch.randn(size, size, device=device).to(dtype)
+def _median_seconds(step: Callable[[], object], device: torch.device, repeats: int) -> float:
     times = []
     for _ in range(repeats + 1):
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        a @ b
+        step()
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    return 2 * size**3 / statistics.median(times[1:])
+    return statistics.median(times[1:])
+
+
+def gemm_rates(dtype: torch.dtype, device: torch.device, size: int, repeats: int = 5) -> dict[str, float]:
+    """FLOP/s of a size x size x size product of ``dtype`` in each GEMM library torch uses.
+
+    ``matmul``: ``torch.matmul`` (BLAS: MKL on CPU). ``conv``: the same product as a 1x1
+    convolution on a channels-last map (oneDNN on CPU, cuDNN on CUDA), which the networks' 1x1
+    and 3x3 convolutions run on. They can differ by 2x (MKL on an AMD CPU: 211 vs 451 GFLOP/s).
+    """
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    with torch.no_grad():
+        x = a.reshape(1, size, 1, size).contiguous(memory_format=torch.channels_last)
+        weight = b.reshape(size, size, 1, 1)
+        seconds = {
+            "matmul": _median_seconds(lambda: a @ b, device, repeats),
+            "conv": _median_seconds(lambda: F.conv2d(x, weight), device, repeats),
+        }
+    return {kernel: 2 * size**3 / s for kernel, s in seconds.items()}
+
+
+def matmul_rate(dtype: torch.dtype, device: torch.device, size: int, repeats: int = 5) -> tuple[float, dict]:
+    """The machine's practical peak for ``dtype``: the faster GEMM library (see :func:`gemm_rates`)."""
+    rates = gemm_rates(dtype, device, size, repeats)
+    return max(rates.values()), rates
 
 
 def _status_mb(key: str) -> float:
@@ -334,7 +358,7 @@ class Result:
         return out
 
 
-def print_table(summaries: list[dict], matmul: dict[str, float]) -> None:
+def print_table(summaries: list[dict], peaks: dict[str, tuple[float, dict]]) -> None:
     print()
     header = f"{'config':34s} {'measure':8s} {'median s':>9s} {'min-max s':>15s} {'GFLOP':>8s} " \
              f"{'GFLOP/s':>8s} {'of mm':>6s} {'peak MB':>8s} {'(before)':>8s}  phases (median s)"
@@ -355,7 +379,11 @@ def print_table(summaries: list[dict], matmul: dict[str, float]) -> None:
             f"{s['config']:34s} {s['measure']:8s} {total['median']:9.3f} "
             f"{total['min']:7.3f}-{total['max']:<7.3f} {flops} {rate} {fraction} {memory}  {phases}"
         )
-    print("matmul peak: " + ", ".join(f"{dtype} {rate / 1e9:.0f} GFLOP/s" for dtype, rate in matmul.items()))
+    print("matmul peak: " + ", ".join(
+        f"{dtype} {peak / 1e9:.0f} GFLOP/s ("
+        + ", ".join(f"{kernel} {rate / 1e9:.0f}" for kernel, rate in rates.items()) + ")"
+        for dtype, (peak, rates) in peaks.items()
+    ))
 
 
 def main() -> None:
@@ -416,11 +444,10 @@ def main() -> None:
             print(f"{result.config} / {measure}: {result.median():.3f} s median of {args.repeats}", flush=True)
         results.extend(pair)
 
-    matmul = {
-        dtype_name(dtype): matmul_rate(dtype, device, args.matmul_size) for dtype in (torch.float32, torch.bfloat16)
-    }
+    peaks = {dtype_name(dtype): matmul_rate(dtype, device, args.matmul_size) for dtype in (torch.float32, torch.bfloat16)}
+    matmul = {dtype: peak for dtype, (peak, _) in peaks.items()}
     summaries = [r.summary(matmul[r.dtype]) for r in results]
-    print_table(summaries, matmul)
+    print_table(summaries, peaks)
     if len(results) == 2 * len(measures):
         for a, b in zip(results[::2], results[1::2]):
             print(f"ratio B/A {b.measure}: {b.median() / a.median():.3f}  (A = {a.config!r}, B = {b.config!r})")
@@ -430,7 +457,8 @@ def main() -> None:
                         "torch": torch.__version__,
                         "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
             "input": {"batch": args.batch, "size": args.size, "warmup": args.warmup, "repeats": args.repeats},
-            "matmul_flop_rate": matmul, "results": summaries,
+            "matmul_flop_rate": matmul, "gemm_flop_rates": {dtype: rates for dtype, (_, rates) in peaks.items()},
+            "results": summaries,
         }
         args.json.write_text(json.dumps(report, indent=2))
         print(f"wrote {args.json}")

@@ -3,6 +3,12 @@
     python scripts/benchmark_inference.py block --net tbsn --r3 8            # one block, PD 2 + R3 T=8
     python scripts/benchmark_inference.py photo --net tbsn --size 3000 4000  # a 12-megapixel photo, tiled
     python scripts/benchmark_inference.py photo --net tbsn --real-tiles 3    # compute 3 tiles per pass only
+    python scripts/benchmark_inference.py photo --net photos_student         # the photos recipe's student
+
+``--net`` is a network config of configs/model/net, run through the blind-spot protocol (``--pd``,
+``--r3``), or ``photos_student``: the U-Net student of ``experiment=photos_distill`` (32 channels,
+4 levels) in one pass on [0, 1] values followed by detail restoration, as its checkpoints run in
+``predict.py``.
 
 Random weights (timing only). ``--real-tiles K`` runs the network on the first K tiles of each
 kind of pass (PD pass, full-resolution R3 passes) and returns zeros for the others: every
@@ -25,9 +31,16 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from denoise.ops.inference import InferenceSettings, NetworkPass, blind_spot_denoise, network_alignment
+from denoise.ops.inference import (
+    InferenceSettings,
+    NetworkPass,
+    blind_spot_denoise,
+    network_alignment,
+    single_pass_denoise,
+)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "model" / "net"
+STUDENT = "photos_student"
 SIDD_BLOCKS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sidd_samples" / "val_blocks.mat"
 
 
@@ -40,7 +53,17 @@ def current_rss_mb() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
+def build_student() -> torch.nn.Module:
+    """The photos recipe's student (``experiment=photos_distill``): it sees [0, 1] values."""
+    from denoise.nets.unet import UNet
+
+    torch.manual_seed(0)
+    return UNet(dim=32, levels=4).eval()
+
+
 def build(name: str) -> torch.nn.Module:
+    if name == STUDENT:
+        return build_student()
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
         cfg = compose(name)
     torch.manual_seed(0)
@@ -106,9 +129,14 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     net = build(args.net)
+    student = args.net == STUDENT
+    if student:  # one pass, then detail restoration (the student checkpoint's settings)
+        args.pd, args.r3 = 1, 0
+    denoise = single_pass_denoise if student else blind_spot_denoise
     settings = InferenceSettings(
         pd_factor=args.pd,
         r3_passes=args.r3,
+        restore_detail=student,
         tile_size=args.tile or None,
         tile_overlap=args.overlap,
         ensemble="pass" if args.ensemble else "none",
@@ -126,16 +154,16 @@ def main() -> None:
     calls = []
     with torch.inference_mode():
         if args.what == "block":
-            blind_spot_denoise(net, x, settings)  # warm-up
+            denoise(net, x, settings)  # warm-up
             times = []
             for _ in range(args.repeats):
                 start = time.perf_counter()
-                blind_spot_denoise(net, x, settings)
+                denoise(net, x, settings)
                 times.append(time.perf_counter() - start)
             seconds = statistics.median(times)
         else:
             start = time.perf_counter()
-            out = blind_spot_denoise(
+            out = denoise(
                 net, x, settings, progress=lambda done, total: calls.append((done, total))
             )
             seconds = time.perf_counter() - start
@@ -149,7 +177,7 @@ def main() -> None:
         )
     print(
         f"{args.what} {h}x{w} net={args.net} PD{args.pd} R3 T={args.r3} ensemble={args.ensemble} "
-        f"precision={args.precision} tile={args.tile}/{args.overlap} threads={torch.get_num_threads()}: "
+        f"precision={args.precision} restore_detail={student} tile={args.tile}/{args.overlap} threads={torch.get_num_threads()}: "
         f"{seconds:.2f} s, peak RSS {peak_rss_mb():.0f} MB (before inference {before:.0f} MB)"
         + (f", {calls[-1][1]} network calls (tiles)" if calls else "")
     )
