@@ -101,14 +101,30 @@ class ChannelAttention(nn.Module):
         if "s1" in to_groups:
             axes.update(s1=self.stride, s2=self.stride)
         q, k, v = qkv.chunk(3, dim=1)
-        q, k, v = (rearrange(t, to_groups, **axes) for t in (q, k, v))
+        q, k = (rearrange(t, to_groups, **axes) for t in (q, k))
         attention = self.cosine_similarity(q, k).mul(self.temperature).softmax(dim=-1)
         if self.form == "phase":
-            # (attention @ v) as (v^T @ attention^T)^T: on a channels-last map v^T is a row-major
-            # matrix, so the product is written channels-last too, with no copy of v.
-            out = (v.transpose(-2, -1) @ attention.transpose(-2, -1)).transpose(-2, -1)
-        else:
-            out = attention @ v
+            return layout_like(self.mix_and_project(attention, v, to_groups.startswith("(b p)")), qkv)
         sizes = {"h": h, "w": w} if "s1" not in to_groups else {"h": h // self.stride, "w": w // self.stride}
-        out = layout_like(rearrange(out, from_groups, **axes, **sizes), qkv)
+        out = rearrange(attention @ rearrange(v, to_groups, **axes), from_groups, **axes, **sizes)
         return self.project_out(out)
+
+    def mix_and_project(self, attention: torch.Tensor, v: torch.Tensor, phases_grouped: bool) -> torch.Tensor:
+        """``project_out(attention @ v)`` as one product: P (A v) = (P A) v, per group.
+
+        The 1x1 projection P is folded into the (block-diagonal over heads) C x C attention of
+        each group, and the map is mixed once, pixels as rows: on a channels-last map those rows
+        are v's own memory and the result is written channels-last, with no copy of v and one
+        pass over the map instead of two. ``attention``: (groups, heads, c, c); ``v``: (B, C, H, W).
+        Returns the projected map stored channels-last.
+        """
+        groups = {"p": self.stride**2} if phases_grouped else {}
+        pattern = "(b p) C h w -> b (p h w) C" if phases_grouped else "b C h w -> b (h w) C"
+        projection = rearrange(self.project_out.weight, "o (m c) 1 1 -> o m c", m=self.heads)
+        mixing = rearrange(torch.einsum("omk,gmkc->gomc", projection, attention), "g o m c -> g (m c) o")
+        out = torch.bmm(rearrange(v, pattern, **groups), mixing)
+        if self.project_out.bias is not None:
+            out = out + self.project_out.bias
+        height, width = v.shape[-2:]
+        back = "b (p h w) C -> (b p) h w C" if phases_grouped else "b (h w) C -> b h w C"
+        return rearrange(out, back, h=height, w=width, **groups).permute(0, 3, 1, 2)  # channels-last
