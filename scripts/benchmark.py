@@ -50,6 +50,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils import flop_counter
 
+from denoise.cli.allocator import keep_freed_memory
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs" / "model" / "net"
 SIDD_BLOCKS = ROOT.parent / "shared" / "data" / "sidd_samples" / "val_blocks.mat"
@@ -299,6 +301,7 @@ def _status_mb(key: str) -> float:
 
 
 def _peak_memory_child(text: str, args: argparse.Namespace, measure: str, queue) -> None:
+    set_allocator(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     runner = Runner(Config.parse(text), args, torch.device("cpu"))
@@ -309,6 +312,12 @@ def _peak_memory_child(text: str, args: argparse.Namespace, measure: str, queue)
     before = _status_mb("VmRSS")
     runner.run(measure)
     queue.put((_status_mb("VmHWM"), before))
+
+
+def set_allocator(args: argparse.Namespace) -> None:
+    """As the entry points do (train.py, eval.py, predict.py), unless ``--default-allocator``."""
+    if not args.default_allocator:
+        keep_freed_memory()
 
 
 def cpu_peak_memory(text: str, args: argparse.Namespace, measure: str) -> tuple[float, float]:
@@ -402,7 +411,12 @@ def main() -> None:
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--no-flops", action="store_true", help="skip the FLOP count")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument(
+        "--default-allocator", action="store_true",
+        help="keep glibc's malloc thresholds (the entry points raise them: denoise/cli/allocator.py)",
+    )
     args = parser.parse_args()
+    set_allocator(args)
 
     measures = [m.strip() for m in args.measure.split(",") if m.strip()]
     unknown = sorted(set(measures) - set(MEASURES))

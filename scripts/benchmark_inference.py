@@ -31,6 +31,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from denoise.cli.allocator import keep_freed_memory
 from denoise.ops.inference import (
     InferenceSettings,
     NetworkPass,
@@ -124,7 +125,13 @@ def main() -> None:
     parser.add_argument(
         "--real-tiles", type=int, default=None, help="photo: compute only K tiles per pass kind"
     )
+    parser.add_argument(
+        "--default-allocator", action="store_true",
+        help="keep glibc's malloc thresholds (predict.py raises them: denoise/cli/allocator.py)",
+    )
     args = parser.parse_args()
+    if not args.default_allocator:
+        keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
 

@@ -12,6 +12,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
+from denoise.cli.allocator import keep_freed_memory
 from denoise.errors import UserInputError
 from denoise.lit.base import NonFiniteLossError
 
@@ -67,10 +68,12 @@ def task_wrapper(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """``task(cfg)`` with the entry points' error handling: a user-input error (or a non-finite
     loss) is one line and exit status 1; in a multirun sweep any failed job is reported, returns
     None and the sweep goes on; any other error in a single run is a bug and keeps its traceback.
+    Before the task, the process keeps freed memory for reuse (:mod:`denoise.cli.allocator`).
     """
 
     @functools.wraps(task)
     def run(cfg: Any) -> Any:
+        keep_freed_memory()
         try:
             return task(cfg)
         except Exception as error:
