@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from denoise.nn.fast_layers import layout_like
 from denoise.nn.norm import LayerNorm2d
 
 
@@ -98,6 +99,11 @@ class DualRepresentationFusion(nn.Module):
             raise ValueError(
                 f"DualRepresentationFusion: inputs differ in shape: {tuple(x1.shape)} vs {tuple(x2.shape)}"
             )
+        # Rows and columns become tokens by reshapes of NCHW maps: a channels-last input would be
+        # copied by each of them, so the fusion runs on NCHW and hands back the caller's layout.
+        return layout_like(self.fuse(x1.contiguous(), x2.contiguous()), x1)
+
+    def fuse(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         f1 = self.strips1(self.norm1(x1))
         f2 = self.strips2(self.norm2(x2))
         rows = self._cross_attention(f1, f2, self.row_temperature, self.heads, "rows")
