@@ -286,7 +286,7 @@ def gemm_rates(dtype: torch.dtype, device: torch.device, size: int, repeats: int
     return {kernel: 2 * size**3 / s for kernel, s in seconds.items()}
 
 
-def matmul_rate(dtype: torch.dtype, device: torch.device, size: int, repeats: int = 5) -> tuple[float, dict]:
+def gemm_peak(dtype: torch.dtype, device: torch.device, size: int, repeats: int = 5) -> tuple[float, dict]:
     """The machine's practical peak for ``dtype``: the faster GEMM library (see :func:`gemm_rates`)."""
     rates = gemm_rates(dtype, device, size, repeats)
     return max(rates.values()), rates
@@ -458,7 +458,7 @@ def main() -> None:
             print(f"{result.config} / {measure}: {result.median():.3f} s median of {args.repeats}", flush=True)
         results.extend(pair)
 
-    peaks = {dtype_name(dtype): matmul_rate(dtype, device, args.matmul_size) for dtype in (torch.float32, torch.bfloat16)}
+    peaks = {dtype_name(dtype): gemm_peak(dtype, device, args.matmul_size) for dtype in (torch.float32, torch.bfloat16)}
     matmul = {dtype: peak for dtype, (peak, _) in peaks.items()}
     summaries = [r.summary(matmul[r.dtype]) for r in results]
     print_table(summaries, peaks)

@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from denoise.cli.allocator import keep_freed_memory
 from denoise.ops.inference import (
@@ -40,8 +41,10 @@ from denoise.ops.inference import (
     single_pass_denoise,
 )
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "model" / "net"
+CONFIG_ROOT = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = CONFIG_ROOT / "model" / "net"
 STUDENT = "photos_student"
+PHOTOS_RECIPE = CONFIG_ROOT / "experiment" / "photos_distill.yaml"
 SIDD_BLOCKS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sidd_samples" / "val_blocks.mat"
 
 
@@ -54,12 +57,18 @@ def current_rss_mb() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def build_student() -> torch.nn.Module:
-    """The photos recipe's student (``experiment=photos_distill``): it sees [0, 1] values."""
-    from denoise.nets.unet import UNet
+def photos_recipe() -> tuple[dict, bool]:
+    """The student network config of ``experiment=photos_distill`` (the student group's default
+    with the recipe's overrides) and whether the recipe restores detail after its pass."""
+    recipe = OmegaConf.load(PHOTOS_RECIPE).model
+    student = OmegaConf.merge(OmegaConf.load(CONFIG_ROOT / "model" / "student" / "unet.yaml"), recipe.student)
+    return student, bool(recipe.inference.restore_detail)
 
+
+def build_student() -> torch.nn.Module:
+    """The photos recipe's student; it sees [0, 1] values (``data_scale: 1.0``)."""
     torch.manual_seed(0)
-    return UNet(dim=32, levels=4).eval()
+    return instantiate(photos_recipe()[0]).eval()
 
 
 def build(name: str) -> torch.nn.Module:
@@ -137,13 +146,14 @@ def main() -> None:
 
     net = build(args.net)
     student = args.net == STUDENT
-    if student:  # one pass, then detail restoration (the student checkpoint's settings)
+    restore = student and photos_recipe()[1]
+    if student:  # one pass, then the recipe's detail restoration (the student checkpoint's settings)
         args.pd, args.r3 = 1, 0
     denoise = single_pass_denoise if student else blind_spot_denoise
     settings = InferenceSettings(
         pd_factor=args.pd,
         r3_passes=args.r3,
-        restore_detail=student,
+        restore_detail=restore,
         tile_size=args.tile or None,
         tile_overlap=args.overlap,
         ensemble="pass" if args.ensemble else "none",
@@ -184,7 +194,8 @@ def main() -> None:
         )
     print(
         f"{args.what} {h}x{w} net={args.net} PD{args.pd} R3 T={args.r3} ensemble={args.ensemble} "
-        f"precision={args.precision} restore_detail={student} tile={args.tile}/{args.overlap} threads={torch.get_num_threads()}: "
+        f"precision={args.precision} restore_detail={restore} tile={args.tile}/{args.overlap} "
+        f"threads={torch.get_num_threads()}: "
         f"{seconds:.2f} s, peak RSS {peak_rss_mb():.0f} MB (before inference {before:.0f} MB)"
         + (f", {calls[-1][1]} network calls (tiles)" if calls else "")
     )

@@ -75,3 +75,31 @@ def test_cuda_without_a_device_is_one_line():
     assert done.stderr.strip().splitlines()[-1] == (
         "error: --device cuda: this torch build sees no CUDA device (use --device cpu)"
     )
+
+
+def test_report_gives_both_gemm_libraries_and_the_faster_as_the_peak(tmp_path):
+    out = tmp_path / "bench.json"
+    done = benchmark("--config", TINY, "--measure", "forward", "--size", "32", "--repeats", "1",
+                     "--no-memory", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    for dtype, rates in report["gemm_flop_rates"].items():
+        assert set(rates) == {"matmul", "conv"} and min(rates.values()) > 0
+        assert report["matmul_flop_rate"][dtype] == max(rates.values())
+
+
+def test_photo_benchmark_runs_the_photos_recipe_student_with_detail_restoration():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import benchmark_inference
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    student, restore = benchmark_inference.photos_recipe()
+    assert (student.dim, student.levels, restore) == (32, 4, True)  # configs/experiment/photos_distill.yaml
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "benchmark_inference.py"), "photo", "--net", "photos_student",
+         "--size", "64", "96", "--threads", "1"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "photo 64x96 net=photos_student PD1 R3 T=0" in done.stdout and "restore_detail=True" in done.stdout
