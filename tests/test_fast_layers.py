@@ -160,3 +160,15 @@ def test_cpu_inference_in_independent_entries_is_exactly_blind():
             after = net(changed)
             assert torch.equal(after[..., row, col], before[..., row, col])
             assert (after - before).abs().amax() > 0
+
+
+def test_mdaf_gives_the_same_map_in_both_layouts_and_keeps_the_callers():
+    from denoise.nn.dual_representation_fusion import DualRepresentationFusion
+
+    torch.manual_seed(0)
+    fusion = DualRepresentationFusion(8, heads=2).double()
+    x1, x2 = torch.randn(2, 2, 8, 10, 12, dtype=torch.float64)
+    expected = fusion(x1, x2)
+    got = fusion(x1.contiguous(memory_format=CHANNELS_LAST), x2.contiguous(memory_format=CHANNELS_LAST))
+    assert expected.is_contiguous() and got.is_contiguous(memory_format=CHANNELS_LAST)
+    assert torch.allclose(got, expected, rtol=0, atol=1e-12)
