@@ -35,8 +35,9 @@ def test_only_plain_pointwise_convs_are_swapped():
     assert all(type(layer) is nn.Conv2d for layer in model)
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize("bias", [False, True])
-def test_fast_layer_norm_equals_the_reference(bias):
+def test_fast_layer_norm_equals_the_reference_forward_and_backward(bias, layout):
     torch.manual_seed(0)
     reference = LayerNorm2d(8, bias=bias).double()
     nn.init.normal_(reference.weight)
@@ -44,8 +45,28 @@ def test_fast_layer_norm_equals_the_reference(bias):
         nn.init.normal_(reference.bias)
     fast = FastLayerNorm2d(8, bias=bias).double()
     fast.load_state_dict(reference.state_dict())
-    x = torch.randn(2, 8, 6, 5, dtype=torch.float64)
-    assert torch.allclose(fast(x), reference(x), rtol=0, atol=1e-12)
+    # A mean far from zero exercises the centring in the hand-written backward.
+    x = (3 + 2 * torch.randn(2, 8, 6, 5, dtype=torch.float64)).contiguous(memory_format=layout)
+    x.requires_grad_()
+    expected, got = reference(x), fast(x)
+    assert torch.allclose(got, expected, rtol=0, atol=1e-12)
+    assert got.is_contiguous(memory_format=layout)
+    weight = torch.randn_like(expected)  # a loss that weighs every output differently
+    grads = [torch.autograd.grad((out * weight).sum(), [x, *layer.parameters()]) for out, layer in
+             ((expected, reference), (got, fast))]
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=0, atol=1e-10)
+
+
+def test_fast_bias_free_norm_passes_gradcheck():
+    fast = FastLayerNorm2d(5).double()
+    x = (1 + torch.randn(2, 5, 3, 4, dtype=torch.float64)).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(5, dtype=torch.float64)
+
+    def norm(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(fast, {"weight": weight}, (x,))
+
+    assert torch.autograd.gradcheck(norm, (x.requires_grad_(), weight.requires_grad_()))
 
 
 def test_fast_layer_norm_keeps_float32_accuracy_for_features_with_a_large_mean():

@@ -147,7 +147,7 @@ class Downsample(nn.Module):
         x = self.reduce(x)
         if self.form == "literal":
             return phase_pixel_unshuffle(x, 2, PHASE_STRIDE)
-        return F.pixel_unshuffle(x, 2)
+        return channels_last(F.pixel_unshuffle(x, 2))
 
 
 class Upsample(nn.Module):
@@ -162,7 +162,7 @@ class Upsample(nn.Module):
         x = self.expand(x)
         if self.form == "literal":
             return phase_pixel_shuffle(x, 2, PHASE_STRIDE)
-        return F.pixel_shuffle(x, 2)
+        return channels_last(F.pixel_shuffle(x, 2))
 
 
 class TBSNBody(nn.Module):
@@ -213,7 +213,7 @@ class TBSNBody(nn.Module):
             return self.unet(x)
         x = channels_last(x)
         if torch.is_grad_enabled() or x.device.type != "cpu":
-            return self.unet(x)
+            return channels_last(self.unet(x))
         return torch.cat([self.unet(entries) for entries in x.split(self.independent_entries)])
 
     def unet(self, x: torch.Tensor) -> torch.Tensor:

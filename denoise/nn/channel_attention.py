@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from denoise.nn.fast_layers import layout_like
+from denoise.nn.fast_layers import keep_gradient_layout, layout_like
 from denoise.nn.forms import check_form
 
 GRAM_MODES = ("phase", "global")
@@ -89,7 +89,7 @@ class ChannelAttention(nn.Module):
         return _GROUPINGS[(self.form, self.gram)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.attend(self.qkv_dwconv(self.qkv(x)))
+        return self.attend(keep_gradient_layout(self.qkv_dwconv(self.qkv(x))))
 
     def attend(self, qkv: torch.Tensor) -> torch.Tensor:
         """The attention proper on the projected (B, 3C, H, W) q/k/v; HCANet's CAFM reuses it."""

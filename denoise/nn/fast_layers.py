@@ -19,6 +19,7 @@ network moves its maps to that layout.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from denoise.nn.norm import LayerNorm2d
@@ -29,9 +30,39 @@ def is_channels_last(x: torch.Tensor) -> bool:
     return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
+class _ChannelsLastBothWays(torch.autograd.Function):
+    """The identity, with the map and its gradient both stored channels-last."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous(memory_format=torch.channels_last)
+
+
 def channels_last(x: torch.Tensor) -> torch.Tensor:
-    """``x`` stored channels-last (C innermost): a copy unless it already is."""
+    """``x`` stored channels-last (C innermost): a copy unless it already is.
+
+    Its gradient is stored channels-last too. Reshapes such as ``pixel_shuffle`` and the phase
+    merge hand back NCHW gradients; left so, every layer's backward downstream would mix an NCHW
+    gradient with channels-last maps (an add of the two layouts costs 14x one of a single
+    layout on (4, 96, 64, 64)), so a network calls this where its maps change shape.
+    """
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _ChannelsLastBothWays.apply(x)
     return x.contiguous(memory_format=torch.channels_last)
+
+
+def keep_gradient_layout(x: torch.Tensor) -> torch.Tensor:
+    """``x`` itself; when it is stored channels-last, its gradient will be too.
+
+    For a map that is split and reshaped next (q, k and v of an attention): the gradients of
+    the pieces come back in their reshaped layouts and are joined NCHW, which the layer that
+    made the map would then have to run its backward on.
+    """
+    return channels_last(x) if is_channels_last(x) else x
 
 
 def layout_like(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -56,20 +87,57 @@ class PointwiseConv2d(nn.Conv2d):
         return out.view(batch, self.out_channels, height, width)
 
 
+class _BiasFreeChannelNorm(torch.autograd.Function):
+    """``x * rsqrt(var_c(x) + eps) * weight`` with a hand-written backward.
+
+    Autograd through the elementwise form makes about fifteen passes over the map in the
+    backward; the closed form below makes seven. With ``xhat = x * rstd``, ``a = g * weight``
+    and ``s = mean_c(a * xhat)``: ``dx = rstd * (a - (xhat - mean * rstd) * s)`` (the mean's
+    own term vanishes because the centred map sums to zero over channels) and
+    ``dweight = sum_{b,h,w}(g * xhat)``.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+        mean = x.mean(dim=1, keepdim=True)
+        rstd = torch.rsqrt((x - mean).square_().mean(dim=1, keepdim=True).add_(eps))
+        xhat = x * rstd
+        ctx.save_for_backward(xhat, rstd, mean * rstd, weight)
+        return xhat * weight[:, None, None]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        xhat, rstd, centre, weight = ctx.saved_tensors
+        grad_weight = (grad * xhat).sum(dim=(0, 2, 3)) if ctx.needs_input_grad[1] else None
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            scaled = grad * weight[:, None, None]
+            along = (scaled * xhat).mean(dim=1, keepdim=True)
+            grad_x = scaled.sub_((xhat - centre).mul_(along)).mul_(rstd)
+        return grad_x, grad_weight, None
+
+
 class FastLayerNorm2d(LayerNorm2d):
     """:class:`LayerNorm2d` with the channel variance as the mean of squared deviations.
 
     Two plain reductions (mean, then mean of squares of the centred map) instead of the strided
-    Welford reduction of ``var``; centring first keeps the numerics of the reference (no
-    ``E[x^2] - E[x]^2`` cancellation when features have a large mean).
+    Welford reduction of ``var`` (``torch.var_mean`` over the channels: 5.6 ms against 0.33 ms
+    on (4, 96, 64, 64), either layout); centring first keeps the numerics of the reference (no
+    ``E[x^2] - E[x]^2`` cancellation when features have a large mean). The bias-free norm of
+    TBSN has a closed-form backward (forward and backward of (4, 96, 64, 64) channels-last:
+    2.9 ms against 9.0 ms through autograd); with a bias, a channels-last map goes through
+    ``F.layer_norm`` over its contiguous channels, the same function.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bias is None:
+            return _BiasFreeChannelNorm.apply(x, self.weight, self.eps)
+        if is_channels_last(x):
+            normed = F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], self.weight, self.bias, self.eps)
+            return normed.permute(0, 3, 1, 2)
         mean = x.mean(dim=1, keepdim=True)
         centred = x - mean
         scale = torch.rsqrt(centred.square().mean(dim=1, keepdim=True) + self.eps)
-        if self.bias is None:
-            return x * scale * self.weight[:, None, None]
         return centred * scale * self.weight[:, None, None] + self.bias[:, None, None]
 
 
