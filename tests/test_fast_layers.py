@@ -129,10 +129,25 @@ def test_phase_channel_attention_is_the_same_function_in_both_layouts_and_keeps_
     cosines = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
     mixed = (cosines * attention.temperature).softmax(dim=-1) @ v
     expected = attention.project_out(rearrange(mixed, "b m c (p h w) -> (b p) (m c) h w", h=6, w=10, **group))
+    weight = torch.randn_like(expected)
+    expected_grads = torch.autograd.grad((expected * weight).sum(), list(attention.parameters()))
     for layout in (torch.contiguous_format, CHANNELS_LAST):
-        got = attention(x.contiguous(memory_format=layout))
+        x_in = x.contiguous(memory_format=layout).requires_grad_()
+        got = attention(x_in)
         assert got.is_contiguous(memory_format=layout)
         assert torch.allclose(got, expected, rtol=0, atol=1e-12)
+        grads = torch.autograd.grad((got * weight).sum(), [x_in, *attention.parameters()])
+        for a, b in zip(expected_grads, grads[1:]):
+            assert torch.allclose(a, b, rtol=0, atol=1e-10)
+        if layout is CHANNELS_LAST:  # the gradient reaches the map in its own layout
+            assert grads[0].is_contiguous(memory_format=CHANNELS_LAST)
+
+
+def test_cosines_of_channels_last_views_pass_gradcheck():
+    # (b, m, c, n) views of a map stored channels innermost, as G-CSA sees a channels-last map.
+    q, k = (torch.randn(2, 2, 40, 3, dtype=torch.float64).transpose(-2, -1).requires_grad_() for _ in range(2))
+    attention = ChannelAttention(6, heads=2)
+    assert torch.autograd.gradcheck(attention.cosine_similarity, (q, k))
 
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, CHANNELS_LAST])

@@ -157,3 +157,21 @@ def test_every_network_config_follows_the_network_contract(group, name):
     assert all(side % net.size_multiple == 0 and side >= want for side, want in zip(padded, size))
     with pytest.raises(ValueError, match=f"expected {net.in_channels} input channels \\(in_channels\\)"):
         net(torch.rand(1, net.in_channels + 1, *size))
+
+
+@pytest.mark.parametrize("gcsa_mode", ["phase", "global"])
+def test_tbsn_phase_and_literal_forms_have_the_same_gradients(gcsa_mode):
+    # The phase form's hand-written backward passes (channel norm, G-CSA's Gram) train the
+    # network exactly as autograd through the literal form's reference layers does.
+    torch.manual_seed(3)
+    phase = TBSN(gcsa_mode=gcsa_mode, **SMALL_TBSN).double()
+    literal = TBSN(form="literal", gcsa_mode=gcsa_mode, **SMALL_TBSN).double()
+    literal.load_state_dict(phase.state_dict())
+    x = torch.rand(2, 3, 32, 32, dtype=torch.float64) * 255
+    gradients = []
+    for net in (phase, literal):
+        loss = (net(x) - x).abs().mean()
+        gradients.append(dict(zip(dict(net.named_parameters()), torch.autograd.grad(loss, list(net.parameters())))))
+    for name, expected in gradients[1].items():
+        got = gradients[0][name]
+        assert (got - expected).abs().max() <= 1e-8 * expected.abs().max(), name

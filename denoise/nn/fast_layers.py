@@ -55,16 +55,6 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def keep_gradient_layout(x: torch.Tensor) -> torch.Tensor:
-    """``x`` itself; when it is stored channels-last, its gradient will be too.
-
-    For a map that is split and reshaped next (q, k and v of an attention): the gradients of
-    the pieces come back in their reshaped layouts and are joined NCHW, which the layer that
-    made the map would then have to run its backward on.
-    """
-    return channels_last(x) if is_channels_last(x) else x
-
-
 def layout_like(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """``x`` stored channels-last when ``reference`` is, else contiguous NCHW (no copy when it
     already is): a block returns the layout it was given."""

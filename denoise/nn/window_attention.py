@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from denoise.nn.fast_layers import keep_gradient_layout, layout_like
+from denoise.nn.fast_layers import layout_like
 
 
 class MaskedWindowAttention(nn.Module):
@@ -135,7 +135,7 @@ class MaskedWindowAttention(nn.Module):
         """
         batch, h = x.shape[0], x.shape[-2]
         win, key_win, halo = self.window, self.key_window, self.halo
-        q, k, v = keep_gradient_layout(self.qkv(x)).chunk(3, dim=1)
+        q, k, v = self.qkv(x).chunk(3, dim=1)
         q = rearrange(q * self.scale, "b (m d) (y wy) (x wx) -> (b m y x) wy wx d", m=self.heads, wy=win, wx=win)
 
         def key_windows(t: torch.Tensor) -> torch.Tensor:  # (b, m*d, y, x, ky, kx), a view
