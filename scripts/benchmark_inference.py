@@ -4,6 +4,7 @@
     python scripts/benchmark_inference.py photo --net tbsn --size 3000 4000  # a 12-megapixel photo, tiled
     python scripts/benchmark_inference.py photo --net tbsn --real-tiles 3    # compute 3 tiles per pass only
     python scripts/benchmark_inference.py photo --net photos_student         # the photos recipe's student
+    python scripts/benchmark_inference.py photo --net tbsn --device cuda --precision bf16
 
 ``--net`` is a network config of configs/model/net, run through the blind-spot protocol (``--pd``,
 ``--r3``), or ``photos_student``: the U-Net student of ``experiment=photos_distill`` (32 channels,
@@ -16,7 +17,9 @@ image-sized buffer of the protocol is still allocated and the per-tile peak is r
 peak memory is that of the full run, and the time is extrapolated from the mean time per tile.
 Each invocation measures one configuration in its own process, so the peak resident memory
 (``ru_maxrss``) belongs to it; the line printed also gives the resident memory before inference
-(Python, torch, the model). On a shared machine the times are approximate.
+(Python, torch, the model). On a GPU (``--device cuda``) the whole image moves to the device, as
+``predict.py`` moves it, and the peak is the device memory allocated. On a shared machine the
+times are approximate.
 """
 
 from __future__ import annotations
@@ -65,19 +68,19 @@ def photos_recipe() -> tuple[dict, bool]:
     return student, bool(recipe.inference.restore_detail)
 
 
-def build_student() -> torch.nn.Module:
+def build_student(device: torch.device) -> torch.nn.Module:
     """The photos recipe's student; it sees [0, 1] values (``data_scale: 1.0``)."""
     torch.manual_seed(0)
-    return instantiate(photos_recipe()[0]).eval()
+    return instantiate(photos_recipe()[0]).eval().to(device)
 
 
-def build(name: str) -> torch.nn.Module:
+def build(name: str, device: torch.device) -> torch.nn.Module:
     if name == STUDENT:
-        return build_student()
+        return build_student(device)
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
         cfg = compose(name)
     torch.manual_seed(0)
-    net = instantiate(cfg).eval()
+    net = instantiate(cfg).eval().to(device)
 
     def scaled(x: torch.Tensor) -> torch.Tensor:  # the network sees [0, 255], as in training
         return net(x * 255.0) / 255.0
@@ -100,11 +103,18 @@ class RealTiles:
         if not any(start <= index < start + self.count for start in self.starts):
             self.skipped += 1
             return torch.zeros_like(x)
+        synchronize(x.device)
         start = time.perf_counter()
         out = self.net(x)
+        synchronize(x.device)
         self.seconds += time.perf_counter() - start
         self.computed += 1
         return out
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def block_input() -> torch.Tensor:
@@ -131,6 +141,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, nargs=2, default=[3000, 4000], metavar=("H", "W"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument(
         "--real-tiles", type=int, default=None, help="photo: compute only K tiles per pass kind"
     )
@@ -144,7 +155,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    net = build(args.net)
+    device = torch.device(args.device)
+    net = build(args.net, device)
     student = args.net == STUDENT
     restore = student and photos_recipe()[1]
     if student:  # one pass, then the recipe's detail restoration (the student checkpoint's settings)
@@ -159,7 +171,7 @@ def main() -> None:
         ensemble="pass" if args.ensemble else "none",
         precision=args.precision,
     )
-    x = block_input() if args.what == "block" else torch.rand(1, 3, *args.size)
+    x = (block_input() if args.what == "block" else torch.rand(1, 3, *args.size)).to(device)
     if args.real_tiles:  # the first tiles of the PD pass and of the first R3 pass
         h, w = x.shape[-2:]
         sub_h, sub_w = -(-h // args.pd), -(-w // args.pd)
@@ -176,6 +188,7 @@ def main() -> None:
             for _ in range(args.repeats):
                 start = time.perf_counter()
                 denoise(net, x, settings)
+                synchronize(device)
                 times.append(time.perf_counter() - start)
             seconds = statistics.median(times)
         else:
@@ -183,6 +196,7 @@ def main() -> None:
             out = denoise(
                 net, x, settings, progress=lambda done, total: calls.append((done, total))
             )
+            synchronize(device)
             seconds = time.perf_counter() - start
             assert out.shape == x.shape
     h, w = x.shape[-2:]
@@ -195,8 +209,9 @@ def main() -> None:
     print(
         f"{args.what} {h}x{w} net={args.net} PD{args.pd} R3 T={args.r3} ensemble={args.ensemble} "
         f"precision={args.precision} restore_detail={restore} tile={args.tile}/{args.overlap} "
-        f"threads={torch.get_num_threads()}: "
-        f"{seconds:.2f} s, peak RSS {peak_rss_mb():.0f} MB (before inference {before:.0f} MB)"
+        f"device={device.type} threads={torch.get_num_threads()}: {seconds:.2f} s, "
+        + (f"peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MB"
+           if device.type == "cuda" else f"peak RSS {peak_rss_mb():.0f} MB (before inference {before:.0f} MB)")
         + (f", {calls[-1][1]} network calls (tiles)" if calls else "")
     )
 
