@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,6 +15,7 @@ from torch import nn
 
 from denoise.nets import TBSN
 from denoise.nn import ChannelAttention, FastLayerNorm2d, LayerNorm2d, PointwiseConv2d, use_fast_layers
+from tests.conftest import REPO
 
 
 @pytest.mark.parametrize("bias", [False, True])
@@ -152,9 +158,10 @@ def test_cosines_of_channels_last_views_pass_gradcheck():
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, CHANNELS_LAST])
 def test_fast_window_attention_equals_the_reference_computation(layout):
-    """Phase M-WSA's fast path (strided key windows, in-place relative logits) against the
-    reference path (unfold, attention-sized bias, scaled_dot_product_attention): forward and
-    the gradients of input, relative tables and projections, on a map with border windows."""
+    """Phase M-WSA's fast path (in-place relative logits; key windows by ``F.unfold`` with
+    gradients, as strided views without) against the reference path (unfold, attention-sized
+    bias, scaled_dot_product_attention): forward with and without gradients, and the gradients
+    of input, relative tables and projections, on a map with border windows."""
     from denoise.nn import MaskedWindowAttention
 
     torch.manual_seed(0)
@@ -163,6 +170,8 @@ def test_fast_window_attention_equals_the_reference_computation(layout):
     expected, got = attention.reference_forward(x), attention.fast_forward(x)
     assert got.is_contiguous(memory_format=layout)
     assert torch.allclose(got, expected, rtol=0, atol=1e-12)
+    with torch.no_grad():
+        assert torch.allclose(attention.fast_forward(x), expected, rtol=0, atol=1e-12)
     weights = [x, attention.rel_height, attention.rel_width, attention.qkv.weight, attention.project_out.weight]
     grads = [torch.autograd.grad(out.sin().sum(), weights) for out in (expected, got)]
     for a, b in zip(*grads):
@@ -208,3 +217,33 @@ def test_mdaf_gives_the_same_map_in_both_layouts_and_keeps_the_callers():
     got = fusion(x1.contiguous(memory_format=CHANNELS_LAST), x2.contiguous(memory_format=CHANNELS_LAST))
     assert expected.is_contiguous() and got.is_contiguous(memory_format=CHANNELS_LAST)
     assert torch.allclose(got, expected, rtol=0, atol=1e-12)
+
+
+COMPILED_WINDOW_ATTENTION = """
+import torch
+from denoise.nn import MaskedWindowAttention, use_fast_layers
+
+torch.manual_seed(0)
+attention = use_fast_layers(MaskedWindowAttention(16, heads=1, head_dim=16))
+compiled = torch.compile(attention)
+for _ in range(3):  # the corruption showed on the second or third step
+    x = torch.randn(4, 16, 32, 32).contiguous(memory_format=torch.channels_last).requires_grad_()
+    grads = []
+    for net in (compiled, attention):
+        attention.zero_grad()
+        net(x).square().sum().backward()
+        grads.append([x.grad, *(p.grad for p in attention.parameters())])
+        x.grad = None
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
+"""
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile on CPU needs a C++ compiler")
+def test_phase_window_attention_trains_under_torch_compile():
+    # Inductor (torch 2.13, CPU) corrupted the heap in the backward of strided key-window views
+    # (a crash, with two OpenMP threads); with gradients M-WSA takes its windows by F.unfold.
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    result = subprocess.run([sys.executable, "-c", COMPILED_WINDOW_ATTENTION], cwd=REPO, env=env,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from denoise.nn.fast_layers import layout_like
 from denoise.nn.forms import check_form
@@ -56,6 +57,7 @@ class _RowGram(torch.autograd.Function):
         return q @ k.transpose(-2, -1)
 
     @staticmethod
+    @once_differentiable  # the saved tensors carry no graph of their own
     def backward(ctx, grad: torch.Tensor):
         q, k = ctx.saved_tensors
         grad_q = (k.transpose(-2, -1) @ grad.transpose(-2, -1)).transpose(-2, -1)

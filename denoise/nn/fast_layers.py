@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from denoise.nn.norm import LayerNorm2d
 
@@ -96,6 +97,7 @@ class _BiasFreeChannelNorm(torch.autograd.Function):
         return xhat * weight[:, None, None]
 
     @staticmethod
+    @once_differentiable  # the saved tensors carry no graph of their own
     def backward(ctx, grad: torch.Tensor):
         xhat, rstd, centre, weight = ctx.saved_tensors
         grad_weight = (grad * xhat).sum(dim=(0, 2, 3)) if ctx.needs_input_grad[1] else None

@@ -126,23 +126,33 @@ class MaskedWindowAttention(nn.Module):
             rearrange(out, "b m (y x) (wy wx) d -> b (m d) (y wy) (x wx)", y=h // win, wy=win)
         )
 
+    def key_windows(self, t: torch.Tensor) -> torch.Tensor:
+        """(b, m*d, H, W) -> (b*m*y*x, d, ky*kx): the zero-padded key window of every query window.
+
+        Without gradients, as strided views of the padded map: one copy, the fastest forward
+        (level-1 M-WSA of the paper TBSN on (4, 96, 64, 64): 7.4 ms against 11.8 ms with
+        ``F.unfold``). With gradients, or inside ``torch.compile``, with ``F.unfold``: its
+        backward (a col2im) is faster than the views' (26.6 against 28.8 ms forward and
+        backward), and torch 2.13's inductor on CPU corrupts the heap in the views' backward.
+        """
+        win, key_win, halo = self.window, self.key_window, self.halo
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():
+            windows = F.unfold(t, key_win, padding=halo, stride=win)
+            return rearrange(windows, "b (m d kk) n -> (b m n) d kk", m=self.heads, kk=key_win**2)
+        views = F.pad(t, (halo, halo, halo, halo)).unfold(2, key_win, win).unfold(3, key_win, win)
+        return rearrange(views, "b (m d) y x ky kx -> (b m y x) d (ky kx)", m=self.heads)
+
     def fast_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The same function on phase sub-images (no mask), in fewer passes over memory.
 
-        Key windows are strided views of the zero-padded map (one copy each, no ``unfold``
-        buffer); the two relative-logit tables are added in place to the content logits, so no
+        The two relative-logit tables are added in place to the content logits, so no
         attention-sized bias tensor is built; the output keeps the input's layout.
         """
         batch, h = x.shape[0], x.shape[-2]
-        win, key_win, halo = self.window, self.key_window, self.halo
+        win, key_win = self.window, self.key_window
         q, k, v = self.qkv(x).chunk(3, dim=1)
         q = rearrange(q * self.scale, "b (m d) (y wy) (x wx) -> (b m y x) wy wx d", m=self.heads, wy=win, wx=win)
-
-        def key_windows(t: torch.Tensor) -> torch.Tensor:  # (b, m*d, y, x, ky, kx), a view
-            return F.pad(t, (halo, halo, halo, halo)).unfold(2, key_win, win).unfold(3, key_win, win)
-
-        k = rearrange(key_windows(k), "b (m d) y x ky kx -> (b m y x) d (ky kx)", m=self.heads)
-        v = rearrange(key_windows(v), "b (m d) y x ky kx -> (b m y x) (ky kx) d", m=self.heads)
+        k, v = self.key_windows(k), self.key_windows(v).transpose(1, 2)
         logits = torch.bmm(rearrange(q, "n wy wx d -> n (wy wx) d"), k)
         grid = logits.view(-1, win, win, key_win, key_win)  # (n, wy, wx, ky, kx)
         grid += torch.einsum("nyxd,ykd->nyxk", q, self.rel_height[self.rel_index])[..., :, None]
