@@ -51,6 +51,8 @@ import torch.nn.functional as F
 from torch.utils import flop_counter
 
 from denoise.cli.allocator import keep_freed_memory
+from denoise.cli.device import choose_device
+from denoise.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs" / "model" / "net"
@@ -403,7 +405,7 @@ def main() -> None:
     parser.add_argument("--measure", default="train,forward,block", help="comma-separated: " + ", ".join(MEASURES))
     parser.add_argument("--size", type=int, default=128, help="train/forward input side (default 128)")
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda, cuda:1, ...")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
@@ -424,9 +426,10 @@ def main() -> None:
         raise SystemExit(f"error: --measure: unknown {unknown}, expected some of {', '.join(MEASURES)}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"error: --device {args.device}: this torch build sees no CUDA device (use --device cpu)")
+    try:
+        device = choose_device(args.device)
+    except ConfigError as error:
+        raise SystemExit(f"error: --{error}") from None
     texts = args.compare or [args.config]
     configs = [Config.parse(text) for text in texts]
     runners = [Runner(config, args, device) for config in configs]

@@ -36,6 +36,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from denoise.cli.allocator import keep_freed_memory
+from denoise.cli.device import choose_device
+from denoise.errors import ConfigError
 from denoise.ops.inference import (
     InferenceSettings,
     NetworkPass,
@@ -141,7 +143,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, nargs=2, default=[3000, 4000], metavar=("H", "W"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda, cuda:1, ...")
     parser.add_argument(
         "--real-tiles", type=int, default=None, help="photo: compute only K tiles per pass kind"
     )
@@ -155,7 +157,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    device = torch.device(args.device)
+    try:
+        device = choose_device(args.device)
+    except ConfigError as error:
+        raise SystemExit(f"error: --{error}") from None
     net = build(args.net, device)
     student = args.net == STUDENT
     restore = student and photos_recipe()[1]

@@ -69,12 +69,14 @@ def test_bad_configs_get_a_one_line_error():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
-def test_cuda_without_a_device_is_one_line():
-    done = benchmark("--device", "cuda", "--measure", "forward")
-    assert done.returncode != 0
-    assert done.stderr.strip().splitlines()[-1] == (
-        "error: --device cuda: this torch build sees no CUDA device (use --device cpu)"
-    )
+@pytest.mark.parametrize("script", ["benchmark.py", "benchmark_inference.py"])
+def test_a_device_that_is_not_there_is_one_line(script):
+    words = ["--measure", "forward"] if script == "benchmark.py" else ["block"]
+    for device, reason in (("cuda", "no CUDA device is available here"), ("gpu", "not a device name")):
+        done = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *words, "--device", device],
+                              cwd=ROOT, capture_output=True, text=True, check=False)
+        assert done.returncode != 0
+        assert done.stderr.strip().splitlines()[-1].startswith(f"error: --device={device}: {reason}"), done.stderr
 
 
 def test_report_gives_both_gemm_libraries_and_the_faster_as_the_peak(tmp_path):
