@@ -106,7 +106,8 @@ class ChannelAttention(nn.Module):
         # ``norm`` is a slow reduction (5.6 ms vs 2.0 ms on (4, 96, 128 * 128)).
         q_norm = q.square().sum(dim=-1).sqrt().clamp_min(1e-12)
         k_norm = k.square().sum(dim=-1).sqrt().clamp_min(1e-12)
-        gram = _RowGram.apply(q, k) if q.stride(-2) == 1 else q @ k.transpose(-2, -1)
+        channels_innermost = q.stride(-2) == 1  # views of a channels-last map
+        gram = _RowGram.apply(q, k) if channels_innermost else q @ k.transpose(-2, -1)
         return gram / (q_norm[..., :, None] * k_norm[..., None, :])
 
     def _grouping(self) -> tuple[str, str]:

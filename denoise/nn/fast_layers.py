@@ -113,8 +113,8 @@ class FastLayerNorm2d(LayerNorm2d):
     """:class:`LayerNorm2d` with the channel variance as the mean of squared deviations.
 
     Two plain reductions (mean, then mean of squares of the centred map) instead of the strided
-    Welford reduction of ``var`` (``torch.var_mean`` over the channels: 5.6 ms against 0.33 ms
-    on (4, 96, 64, 64), either layout); centring first keeps the numerics of the reference (no
+    Welford reduction of ``var`` (over the channels of (4, 96, 64, 64): ``torch.var_mean`` 5.4-5.6
+    ms in either layout, the two passes 0.33 ms channels-last and 0.63 ms NCHW); centring first keeps the numerics of the reference (no
     ``E[x^2] - E[x]^2`` cancellation when features have a large mean). The bias-free norm of
     TBSN has a closed-form backward (forward and backward of (4, 96, 64, 64) channels-last:
     2.9 ms against 9.0 ms through autograd); with a bias, a channels-last map goes through
