@@ -8,7 +8,7 @@ from a seeded generator so that evaluation is reproducible.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
