@@ -15,14 +15,23 @@ A ``.mat`` image is one variable of the file (v5 or v7.3): ``probe_image(path, m
 ``ImageInfo.alpha`` marks a last channel that is opacity (PNG grey+alpha and RGBA, palette PNG
 with transparency, TIFF with an alpha extra sample); ``.npy`` and ``.mat`` carry no such mark.
 
+A photo written back ``like`` its input is the same photo: ``read_image`` keeps the EXIF block
+(orientation included), ICC profile, XMP and a JPEG's quantisation tables and subsampling in
+``ImageInfo.photo``, and ``write_image`` puts back what the output format holds (see
+:mod:`denoise.data.formats.photo_metadata`); the pixels are written as stored, never turned.
+
+One still image per file: an animated PNG or a multi-page TIFF is refused by the probe (read as
+one image it would silently be its first frame, or its pages taken for channels).
+
 Every failure about a file raises :class:`~denoise.errors.DataError` naming the file.
 """
 
 from __future__ import annotations
 
+import logging
 import struct
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +42,15 @@ import torch
 from PIL import Image
 
 from denoise.data.formats.matfile import choose_key, mat_shapes, read_mat
+from denoise.data.formats.photo_metadata import (
+    METADATA_ERRORS,
+    PhotoMetadata,
+    insert_png_chunks,
+    jpeg_save_options,
+    png_metadata_chunks,
+    read_metadata,
+    tiff_write_options,
+)
 from denoise.errors import DataError
 
 FORMATS = {
@@ -42,6 +60,7 @@ IMAGE_SUFFIXES = tuple(FORMATS)
 DEFAULT_MAT_KEY = "image"  # the variable a .mat output gets when no input names one
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TAIL_BYTES = 65536  # where the end marker of a complete PNG / JPEG must be
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -59,6 +78,11 @@ class ImageInfo:
     axis_order: str = "hwc"  # sample order on disk: hwc (interleaved), chw (planar / bands first), hw (a .mat plane)
     alpha: bool = False  # the last channel is opacity (PNG grey+alpha / RGBA, TIFF with an alpha sample)
     key: str | None = None  # the variable of a .mat file
+    # EXIF, ICC, XMP and JPEG tables of a photo, filled by read_image (not by the probe nor
+    # read_raw: training reads thousands of crops and needs none of it) so write_image can carry
+    # them; read with the pixels rather than from ``path`` at write time, so the output gets the
+    # metadata of exactly the image that was denoised even if the input changes or goes meanwhile.
+    photo: PhotoMetadata | None = field(default=None, compare=False, repr=False)
 
     @property
     def colour_channels(self) -> int:
@@ -123,9 +147,12 @@ def _probe_png(path: Path) -> ImageInfo:
     channels = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}.get(color_type)
     if channels is None:
         raise DataError(f"{path}: PNG with unknown colour type {color_type}")
-    if color_type == 3:  # palette: expanded to RGB(A) on reading
-        with Image.open(path) as im:
+    with Image.open(path) as im:  # reads the chunks before the image data only
+        frames = getattr(im, "n_frames", 1)
+        if color_type == 3:  # palette: expanded to RGB(A) on reading
             channels = 4 if "transparency" in im.info else 3
+    if frames > 1:
+        raise DataError(f"{path}: animated PNG with {frames} frames; expected one still image (save one frame as a PNG)")
     dtype = "uint16" if bit_depth == 16 else "uint8"
     return ImageInfo(str(path), "png", dtype, channels, height, width, alpha=channels in (2, 4))
 
@@ -144,6 +171,7 @@ def _probe_jpeg(path: Path) -> ImageInfo:
 def _probe_tiff(path: Path) -> ImageInfo:
     size = path.stat().st_size
     with tifffile.TiffFile(path) as tif:
+        _check_one_page(path, tif)
         series = tif.series[0]
         for page in series.pages:
             if page is None:
@@ -157,6 +185,16 @@ def _probe_tiff(path: Path) -> ImageInfo:
     # ExtraSamples 1 / 2: associated / unassociated alpha, stored after the colour samples.
     alpha = axis_order == "hwc" and channels in (2, 4) and len(extra) == 1 and int(extra[0]) in (1, 2)
     return ImageInfo(str(path), "tiff", str(dtype), channels, height, width, axis_order, alpha)
+
+
+def _check_one_page(path: Path, tif: tifffile.TiffFile) -> None:
+    """Refuse a multi-page TIFF: read as one image it would be one page only, or (pages of one
+    size) its pages taken for channels. Reduced-resolution pages (previews) do not count."""
+    pages = [page for page in tif.pages if not int(page.subfiletype) & 1]
+    if len(pages) > 1:
+        raise DataError(
+            f"{path}: multi-page TIFF with {len(pages)} pages; expected one still image (save each page as its own file)"
+        )
 
 
 def _tiff_geometry(path: Path, shape: tuple[int, ...], axes: str) -> tuple[str, int, int, int]:
@@ -247,9 +285,20 @@ def read_raw(path: str | Path, info: ImageInfo | None = None) -> tuple[np.ndarra
 
 
 def read_image(path: str | Path, info: ImageInfo | None = None) -> tuple[torch.Tensor, ImageInfo]:
-    """A float32 (C, H, W) tensor in [0, 1] and the file's :class:`ImageInfo` (``info``: probed already)."""
+    """A float32 (C, H, W) tensor in [0, 1] and the file's :class:`ImageInfo` (``info``: probed
+    already) with the photo's metadata (EXIF, ICC, XMP, JPEG tables) for :func:`write_image`."""
     array, info = read_raw(path, info)
-    return to_float(array, info.scale), info
+    return to_float(array, info.scale), replace(info, photo=_photo_metadata(Path(path), info.format))
+
+
+def _photo_metadata(path: Path, fmt: str) -> PhotoMetadata | None:
+    """The metadata, or None with one warning line if it cannot be read: the pixels could, so the
+    photo is still denoised."""
+    try:
+        return read_metadata(path, fmt)
+    except METADATA_ERRORS as error:
+        log.warning(f"{path}: unreadable metadata ({_short(error)}); the output is written without it")
+        return None
 
 
 def to_float(array: np.ndarray, scale: float) -> torch.Tensor:
@@ -311,8 +360,9 @@ def write_image(path: str | Path, image: torch.Tensor | np.ndarray, like: ImageI
 
     With ``like`` (the :class:`ImageInfo` of the input) the bit depth, dtype and axis order follow
     the original where the format can hold them: a 16-bit PNG stays 16-bit, a float TIFF stays
-    float, a ``.mat`` keeps its variable name. Without it, PNG and JPEG are 8-bit, TIFF, ``.npy``
-    and ``.mat`` float32.
+    float, a ``.mat`` keeps its variable name; a ``like`` from :func:`read_image` also gives the
+    photo's metadata and JPEG compression (``ImageInfo.photo``). Without it, PNG and JPEG are
+    8-bit (JPEG quality 95), TIFF, ``.npy`` and ``.mat`` float32.
     """
     path = Path(path)
     fmt = image_format(path)
@@ -327,7 +377,7 @@ def write_image(path: str | Path, image: torch.Tensor | np.ndarray, like: ImageI
     same_format = like is not None and like.format == fmt
     axis_order = like.axis_order if same_format else ("chw" if fmt == "npy" else "hwc")
     key = like.key if same_format and like.key else DEFAULT_MAT_KEY
-    _WRITERS[fmt](path, stored, axis_order, key)
+    _WRITERS[fmt](path, stored, axis_order, key, like.photo if like is not None else None)
     return path
 
 
@@ -347,7 +397,7 @@ def _quantize(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.floor(np.clip(array.astype(np.float64), 0.0, 1.0) * top + 0.5).astype(dtype)
 
 
-def _write_png(path: Path, array: np.ndarray, axis_order: str, key: str) -> None:
+def _write_png(path: Path, array: np.ndarray, axis_order: str, key: str, photo: PhotoMetadata | None) -> None:
     channels, height, width = array.shape
     if channels not in (1, 2, 3, 4):
         raise DataError(f"{path}: PNG holds 1 to 4 channels, the image has {channels}; write .tif or .npy")
@@ -356,31 +406,35 @@ def _write_png(path: Path, array: np.ndarray, axis_order: str, key: str) -> None
         writer = png.Writer(width, height, greyscale=channels < 3, alpha=channels in (2, 4), bitdepth=16)
         with open(path, "wb") as f:
             writer.write(f, hwc.reshape(height, width * channels))
-        return
-    Image.fromarray(hwc[..., 0] if channels == 1 else hwc).save(path)
+    else:
+        Image.fromarray(hwc[..., 0] if channels == 1 else hwc).save(path)
+    insert_png_chunks(path, png_metadata_chunks(photo, channels, path))
 
 
-def _write_jpeg(path: Path, array: np.ndarray, axis_order: str, key: str) -> None:
+def _write_jpeg(path: Path, array: np.ndarray, axis_order: str, key: str, photo: PhotoMetadata | None) -> None:
     if array.shape[0] not in (1, 3):
         raise DataError(f"{path}: JPEG holds 1 or 3 channels, the image has {array.shape[0]}")
     hwc = np.ascontiguousarray(array.transpose(1, 2, 0))
-    Image.fromarray(hwc[..., 0] if array.shape[0] == 1 else hwc).save(path, quality=95)
+    options = jpeg_save_options(photo, array.shape[0], path)
+    Image.fromarray(hwc[..., 0] if array.shape[0] == 1 else hwc).save(path, **options)
 
 
-def _write_tiff(path: Path, array: np.ndarray, axis_order: str, key: str) -> None:
-    if array.shape[0] == 1:
-        tifffile.imwrite(path, array[0], photometric="minisblack")
-    elif axis_order == "hwc" and array.shape[0] in (3, 4):
-        tifffile.imwrite(path, array.transpose(1, 2, 0), photometric="rgb")
+def _write_tiff(path: Path, array: np.ndarray, axis_order: str, key: str, photo: PhotoMetadata | None) -> None:
+    channels = array.shape[0]
+    options = tiff_write_options(photo, channels, path)
+    if channels == 1:
+        tifffile.imwrite(path, array[0], photometric="minisblack", **options)
+    elif axis_order == "hwc" and channels in (3, 4):
+        tifffile.imwrite(path, array.transpose(1, 2, 0), photometric="rgb", **options)
     else:
-        tifffile.imwrite(path, array, photometric="minisblack", planarconfig="separate")
+        tifffile.imwrite(path, array, photometric="minisblack", planarconfig="separate", **options)
 
 
-def _write_npy(path: Path, array: np.ndarray, axis_order: str, key: str) -> None:
+def _write_npy(path: Path, array: np.ndarray, axis_order: str, key: str, photo: PhotoMetadata | None) -> None:
     np.save(path, array[0] if array.shape[0] == 1 else (array if axis_order == "chw" else array.transpose(1, 2, 0)))
 
 
-def _write_mat(path: Path, array: np.ndarray, axis_order: str, key: str) -> None:
+def _write_mat(path: Path, array: np.ndarray, axis_order: str, key: str, photo: PhotoMetadata | None) -> None:
     """MATLAB v5 (scipy writes no v7.3), ``key`` in the input's axis order."""
     stored = array[0] if axis_order == "hw" else (array if axis_order == "chw" else array.transpose(1, 2, 0))
     scipy.io.savemat(path, {key: np.ascontiguousarray(stored)}, do_compression=True)
