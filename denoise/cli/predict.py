@@ -23,10 +23,12 @@ from tqdm import tqdm
 
 from denoise.cli.config_rules import check_predict_config
 from denoise.cli.device import choose_device
+from denoise.cli.outputs import plan_outputs
 from denoise.data.checks import check_finite
 from denoise.data.formats.image_files import IMAGE_SUFFIXES, ImageInfo, probe_image, read_image, write_image
 from denoise.errors import ConfigError, DataError
 from denoise.lit import DenoisingModule, load_model
+from denoise.lit.progress import current_stage
 from denoise.ops import InferenceSettings, Progress
 from denoise.ops.protocols import protocol_summary
 
@@ -57,20 +59,25 @@ def predict(cfg: DictConfig) -> dict:
     """Denoise ``cfg.input`` into ``cfg.output``; returns {"written": [...], "failed": {name: reason}}."""
     started = time.perf_counter()
     check_predict_config(cfg)
-    base, files = input_files(cfg.get("input"), bool(cfg.get("recursive")))
-    output = output_folder(cfg.get("output"))
+    recursive = bool(cfg.get("recursive"))
+    base, files = input_files(cfg.get("input"), recursive)
+    targets = plan_outputs(base, files, cfg.get("output"), recursive)  # before the model loads
+    output = Path(str(cfg.output)).expanduser()
     device = choose_device(cfg.get("device"))
     model = load_model(cfg.get("ckpt_path"), device)
     settings = model.inference.overridden(OmegaConf.to_container(cfg.inference, resolve=True))
+    if model.val_protocol == "hsi":  # cubes: bands as the network saw them, written back as the cube was
+        from denoise.cli.cube_denoise import predict_cubes
+        return predict_cubes(cfg, model, settings, base, files, output)
     log.info(f"Denoising {len(files)} file(s) from {cfg.input} into {output} on {device} ({protocol_summary(settings)})")
 
     written, failed = [], {}
     tiles = TileProgress()
-    for path in tqdm(files, desc="files", unit="file", disable=None):
+    for path in tqdm(files, desc=file_bar_label(), unit="file", disable=None):
         relative = path.relative_to(base)
         try:
             tiles.reset()
-            written.append(str(denoise_file(model, settings, path, output / relative, cfg.get("mat_key"), tiles)))
+            written.append(str(denoise_file(model, settings, path, targets[path], cfg.get("mat_key"), tiles)))
         except DataError as error:
             failed[str(relative)] = str(error)
             tqdm.write(f"skipped {relative}: {error}", file=sys.stderr)
@@ -82,13 +89,10 @@ def predict(cfg: DictConfig) -> dict:
     return {"written": written, "failed": failed, "output": str(output)}
 
 
-def output_folder(output: str | None) -> Path:
-    if not output:
-        raise ConfigError("output is not set: pass output=<a folder for the denoised files>")
-    path = Path(str(output)).expanduser()
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"output={output} is a file; expected a folder")
-    return path
+def file_bar_label() -> str:
+    """``files``, or the stage's name when a longer run (photos.py) denoises as one of its stages."""
+    named = current_stage()
+    return named.name if named else "files"
 
 
 def denoise_file(
@@ -96,9 +100,8 @@ def denoise_file(
     progress: Progress,
 ) -> Path:
     """Read ``path``, denoise it (an alpha channel is kept, not denoised), write it to ``target`` in
-    the input's format; DataError in one line naming the file if it cannot be."""
-    if target.resolve() == path.resolve():
-        raise DataError(f"{path}: the output would overwrite the input; choose another output folder")
+    the input's format (``target`` comes from :func:`plan_outputs`, which keeps inputs safe); DataError
+    in one line naming the file if it cannot be."""
     image, info = read_input(path, mat_key, model.in_channels)
     colour = denoised_channels(info, model.in_channels)
     denoised = model.denoise(image[None, :colour].to(model.device), settings, progress)[0].float().cpu()
