@@ -13,6 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
 from denoise.cli.allocator import keep_freed_memory
+from denoise.cli.quiet import quiet_third_party_warnings
 from denoise.errors import UserInputError
 from denoise.lit.base import NonFiniteLossError
 
@@ -68,12 +69,14 @@ def task_wrapper(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """``task(cfg)`` with the entry points' error handling: a user-input error (or a non-finite
     loss) is one line and exit status 1; in a multirun sweep any failed job is reported, returns
     None and the sweep goes on; any other error in a single run is a bug and keeps its traceback.
-    Before the task, the process keeps freed memory for reuse (:mod:`denoise.cli.allocator`).
+    Before the task, the process keeps freed memory for reuse (:mod:`denoise.cli.allocator`) and
+    silences the third-party warnings a user cannot act on (:mod:`denoise.cli.quiet`).
     """
 
     @functools.wraps(task)
     def run(cfg: Any) -> Any:
         keep_freed_memory()
+        quiet_third_party_warnings()
         try:
             return task(cfg)
         except Exception as error:
