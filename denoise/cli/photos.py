@@ -26,9 +26,13 @@ from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from denoise.cli.predict import predict
+from denoise.cli.outputs import plan_outputs
+from denoise.cli.predict import SUFFIXES, predict
 from denoise.cli.train import train
-from denoise.errors import ConfigError
+from denoise.data.formats.image_files import probe_image
+from denoise.errors import ConfigError, DataError
+from denoise.lit import progress
+from denoise.lit.progress import clock
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +46,10 @@ class PhotosResult:
     student_ckpt: Path
     output: Path | None
     seconds: dict[str, float] = field(default_factory=dict)
+    steps: dict[str, int] = field(default_factory=dict)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    written: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 def max_time(seconds: float) -> str:
@@ -87,55 +94,135 @@ def stage_config(stage: str, run_dir: Path, overrides: list[str], budget: str | 
     )
 
 
+def photo_files(noisy_dir: str | None) -> list[Path]:
+    """The images of ``data.noisy_dir`` that predict.py will denoise (none: the datamodule says why)."""
+    folder = Path(str(noisy_dir)).expanduser() if noisy_dir else None
+    if folder is None or not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+
+
+def smallest_photo(files: list[Path]) -> tuple[Path, int, int] | None:
+    """(file, height, width) of the photo with the smallest side; unreadable files are left to the
+    datamodule, which names them."""
+    sizes = []
+    for path in files:
+        try:
+            info = probe_image(path)
+        except DataError:
+            continue
+        sizes.append((min(info.height, info.width), path, info.height, info.width))
+    return min(sizes)[1:] if sizes else None
+
+
+def crop_multiple(stage: str, cfg: DictConfig) -> int:
+    """What a stage's crop must be a multiple of: the teacher's training PD factor (its sub-images
+    are crop / factor pixels); the student's crops go through the teacher's inference PD."""
+    if stage == "teacher":
+        return int(cfg.model.train_pd.factor)
+    return int((cfg.model.get("teacher_inference") or {}).get("pd_factor") or 1)
+
+
+def fitted_crop(stage: str, cfg: DictConfig, smallest: tuple[Path, int, int] | None) -> int | None:
+    """The largest crop that fits the smallest photo, when the recipe's ``data.crop_size`` does not
+    (None: the recipe's fits)."""
+    if smallest is None or min(smallest[1:]) >= cfg.data.crop_size:
+        return None
+    path, height, width = smallest
+    multiple = crop_multiple(stage, cfg)
+    crop = min(height, width) // multiple * multiple
+    if crop < multiple:
+        raise DataError(f"data.noisy_dir: {path.name} is {height}x{width}, too small to train the {stage} on "
+                        f"(at least {multiple} pixels a side); remove it")
+    log.info(f"The smallest photo ({path.name}) is {height}x{width}: the {stage} trains on {crop}x{crop} crops "
+             f"instead of {cfg.data.crop_size} (data.crop_size={crop}, a multiple of {multiple})")
+    return crop
+
+
+def train_stage(stage: str, run_dir: Path, overrides: list[str], budget: str | None,
+                smallest: tuple[Path, int, int] | None) -> DictConfig:
+    """The stage's composed config, its crop fitted to the photos unless the command line sets one."""
+    cfg = stage_config(stage, run_dir, overrides, budget)
+    user_crop = any(o.lstrip("+~").split("=", 1)[0] == "data.crop_size" for o in overrides)
+    crop = None if user_crop else fitted_crop(stage, cfg, smallest)
+    if crop is not None:
+        cfg = stage_config(stage, run_dir, [*overrides, f"data.crop_size={crop}"], budget)
+    return cfg
+
+
 def photos(cfg: DictConfig, overrides: list[str] | None = None) -> PhotosResult:
     """Run the three stages for the composed ``photos.yaml`` config ``cfg`` and the command line's
-    ``overrides`` (by default those of the running Hydra app)."""
+    ``overrides`` (by default those of the running Hydra app). Every output is checked before the
+    training starts; DataError at the end, naming them, if any photo was not written."""
     settings = cfg.photos
-    budgets = stage_budgets(settings.get("budget_minutes"), settings.get("teacher_share", 0.6))
+    budget_minutes = settings.get("budget_minutes")
+    budgets = stage_budgets(budget_minutes, settings.get("teacher_share", 0.6))
     run_dir = Path(cfg.paths.output_dir)
     if overrides is None:
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     shared, teacher_only = split_overrides(overrides)
     result = PhotosResult(run_dir, run_dir / "teacher" / "checkpoints" / "last.ckpt",
                           run_dir / "student" / "checkpoints" / "last.ckpt", None)
+    noisy_dir = cfg.data.get("noisy_dir")
+    files = photo_files(noisy_dir)
+    output = Path(str(settings.get("output") or run_dir / "denoised")).expanduser()
+    if files:  # minutes of training are not spent on images that could not be written
+        plan_outputs(Path(str(noisy_dir)).expanduser(), files, str(output), recursive=False, key="photos.output")
+    smallest = smallest_photo(files)
+    deadline = time.monotonic() + 60 * budget_minutes if budget_minutes else None
+    budget_seconds = 60 * budget_minutes if budget_minutes else None
 
-    started = time.perf_counter()
-    teacher_cfg = stage_config("teacher", run_dir, [*shared, *teacher_only], budgets["teacher"])
-    result.metrics["teacher"] = train(teacher_cfg)
-    result.seconds["teacher"] = time.perf_counter() - started
+    teacher_cfg = train_stage("teacher", run_dir, [*shared, *teacher_only], budgets["teacher"], smallest)
+    run_stage(result, "teacher", lambda: train(teacher_cfg), deadline, budget_seconds)
     if not result.teacher_ckpt.is_file():
         raise ConfigError(f"the teacher stage wrote no {result.teacher_ckpt}: the student needs it; keep a "
                           f"callbacks group that saves checkpoints (callbacks=default)")
 
-    started = time.perf_counter()
     student_overrides = [*shared, *list(settings.get("student_overrides") or []),
                          f"model.teacher_ckpt={result.teacher_ckpt}"]
-    result.metrics["student"] = train(stage_config("student", run_dir, student_overrides, budgets["student"]))
-    result.seconds["student"] = time.perf_counter() - started
+    student_cfg = train_stage("student", run_dir, student_overrides, budgets["student"], smallest)
+    run_stage(result, "student", lambda: train(student_cfg), deadline, budget_seconds)
 
-    noisy_dir = cfg.data.get("noisy_dir")
     if noisy_dir:
-        started = time.perf_counter()
-        output = Path(settings.get("output") or run_dir / "denoised")
-        predict(compose("predict", overrides=[f"ckpt_path={result.student_ckpt}", f"input={noisy_dir}",
-                                              f"output={output}"]))
-        result.output = output
-        result.seconds["denoise"] = time.perf_counter() - started
+        denoised = run_stage(result, "denoise", lambda: predict(compose("predict", overrides=[
+            f"ckpt_path={result.student_ckpt}", f"input={noisy_dir}", f"output={output}"])))
+        result.output, result.written, result.failed = output, len(denoised["written"]), denoised["failed"]
     (run_dir / "photos.json").write_text(json.dumps(
         {"teacher_ckpt": str(result.teacher_ckpt), "student_ckpt": str(result.student_ckpt),
          "output": str(result.output) if result.output else None, "seconds": result.seconds,
-         "metrics": result.metrics}, indent=2))
+         "steps": result.steps, "metrics": result.metrics, "failed": result.failed}, indent=2))
     _summary(result)
+    if result.failed:
+        raise DataError(f"{len(result.failed)} photo(s) not written: " + "; ".join(
+            f"{name}: {reason}" for name, reason in result.failed.items()) + f" (the others are in {output})")
     return result
 
 
+def run_stage(result: PhotosResult, name: str, work, deadline: float | None = None,
+              budget: float | None = None):
+    """``work()`` as the stage ``name`` (its progress line, its time and steps in ``result``)."""
+    started = time.perf_counter()
+    with progress.stage(name, deadline, budget) as stage:
+        outcome = work()
+    result.seconds[name] = time.perf_counter() - started
+    if name in STAGE_EXPERIMENTS:
+        result.metrics[name], result.steps[name] = outcome, stage.steps
+    return outcome
+
+
 def _summary(result: PhotosResult) -> None:
-    times = ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in result.seconds.items())
-    lines = [f"Photos run directory: {result.run_dir} ({times})", f"Student (the delivered model): {result.student_ckpt}"]
+    """Where the photos are, what each stage took, and the delivered model."""
+    lines = []
+    if result.output is not None:
+        total = result.written + len(result.failed)
+        lines.append(f"Denoised photos: {result.written} of {total} in {result.output}")
+    stages = [f"{name} {clock(seconds)}" + (f" ({result.steps[name]} steps)" if name in result.steps else "")
+              for name, seconds in result.seconds.items()]
+    lines.append(f"Time: {', '.join(stages)}; total {clock(sum(result.seconds.values()))}")
     student = result.metrics.get("student", {})
     if "val/psnr" in student:
         lines.append(f"Validation PSNR of the student: noisy {student.get('val/psnr_noisy', float('nan')):.2f} dB "
                      f"-> {student['val/psnr']:.2f} dB")
-    if result.output is not None:
-        lines.append(f"Denoised images: {result.output}")
+    lines.append(f"Student (the delivered model, for predict.py): {result.student_ckpt}")
+    lines.append(f"Run directory (each stage's logs, photos.json): {result.run_dir}")
     log.info("\n".join(lines))
