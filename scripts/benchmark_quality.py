@@ -30,11 +30,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from benchmark_common import importable, machine, machine_load, panel, run_logged
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("recipe", "nlm", "bm3d")
@@ -132,31 +132,13 @@ def bm3d_filter(noisy, sigma: float):
 FILTERS = {"nlm": nlm, "bm3d": bm3d_filter}
 
 
-def bm3d_available() -> bool:
-    try:
-        import bm3d  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 # --- the recipe ------------------------------------------------------------------------------------
 def run_recipe(args, noisy_dir: Path, run_dir: Path) -> tuple[Path, float, dict]:
     """Run photos.py on the noisy images; (folder of denoised images, wall seconds, stage seconds)."""
     command = [sys.executable, "photos.py", f"data.noisy_dir={noisy_dir.resolve()}",
                f"photos.budget_minutes={args.minutes:g}", f"hydra.run.dir={run_dir.resolve()}",
                *args.recipe_args.split()]
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    print("recipe: " + " ".join(command[1:]), flush=True)
-    started = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=args.timeout,
-                          check=False)
-    seconds = time.perf_counter() - started
-    (run_dir / "recipe_stdout.log").parent.mkdir(parents=True, exist_ok=True)
-    (run_dir / "recipe_stdout.log").write_text(done.stdout + done.stderr)
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
-        raise SystemExit(f"error: the recipe failed (exit {done.returncode}): {tail[0]} (log: {run_dir}/recipe_stdout.log)")
+    seconds = run_logged(command, args.threads, run_dir / "recipe_stdout.log", args.timeout, "the recipe")
     stages = json.loads((run_dir / "photos.json").read_text()).get("seconds", {})
     return run_dir / "denoised", seconds, stages
 
@@ -188,24 +170,6 @@ def read_outputs(folder: Path, pairs) -> dict:
 
 
 # --- reporting -------------------------------------------------------------------------------------
-def machine_load() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def panel(images, crop: int):
-    """A (C, H, W) strip of the centre crops of (H, W, C) ``images``, side by side, in [0, 1]."""
-    import numpy as np
-
-    height, width = images[0].shape[:2]
-    side_h, side_w = min(crop, height), min(crop, width)
-    top, left = (height - side_h) // 2, (width - side_w) // 2
-    tiles = [np.clip(im[top:top + side_h, left:left + side_w], 0, 1) for im in images]
-    return np.concatenate(tiles, axis=1).transpose(2, 0, 1)
-
-
 def table(results: dict, columns: list[str]) -> str:
     head = "| image | " + " | ".join(f"{c} PSNR / SSIM" for c in columns) + " |"
     lines = [head, "|" + "---|" * (len(columns) + 1)]
@@ -230,7 +194,7 @@ def main(argv: list[str] | None = None) -> dict:
     from denoise.metrics.srgb import srgb_image_metrics
 
     torch.set_num_threads(args.threads)
-    if "bm3d" in args.methods and not bm3d_available():
+    if "bm3d" in args.methods and not importable("bm3d"):
         print("bm3d is not installed (pip install 'denoise[classical]'): leaving it out", file=sys.stderr)
         args.methods.remove("bm3d")
     pairs = read_pairs(args.folder)
@@ -285,7 +249,7 @@ def main(argv: list[str] | None = None) -> dict:
         "per_image": per_image, "mean": mean, "seconds": seconds, "recipe": recipe_info,
         "estimated_sigma_255": {n: round(255 * s, 2) for n, s in sigmas.items()}, "tuned": tuned,
         "load_average": {"before": load_before, "after": machine_load()},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
+        "machine": machine(args.threads),
         "protocol": "8-bit rounding; per-image PSNR (dB) and SSIM (Gaussian 11x11, sigma 1.5; uniform 7x7 in the JSON)",
     }
     panels = out / "panels"
