@@ -6,7 +6,12 @@ realisation each, or the file's own noisy variable (``noisy_key: input`` for QRN
 Splits: by file lists (``files`` / ``val_files`` / ``test_files``, lists or globs), or, without
 ``val_files``, by holding out the last ``holdout`` fraction of each training cube's width (or
 height) so validation never sees a pixel the network trained on. With ``noise=none`` the cubes
-are taken as really noisy: training on them directly, evaluation without a reference.
+are taken as really noisy: training on them directly, evaluation without a reference, or
+against ``reference_files`` (clean cubes with the training cubes' file names), each normalised
+with its noisy cube's parameters, so the metrics compare what the network sees.
+
+Checkpoints record how cubes were read (``state_dict()["cube_reading"]``: normalisation, band
+range, variable, layout), so a cube can be denoised later exactly as the network saw its data.
 
 ``bands`` is the band count the network is built for (``model.net.in_channels: ${data.bands}``); the
 data must match it after ``band_range`` (a [start, stop) slice of the bands).
@@ -73,6 +78,17 @@ class CubeReader:
                 raise DataError(f"{info.path}: {self.noisy_key} has shape {noisy.shape} but the cube {raw.shape}")
         return apply_normalization(raw, params), noisy
 
+    def reference_pair(self, noisy_info: CubeInfo, clean_info: CubeInfo) -> tuple[np.ndarray, np.ndarray]:
+        """(clean, noisy) of a real-noise cube and its reference, both normalised by the noisy
+        cube's parameters (those training and inference use)."""
+        noisy = self.bands(read_cube(noisy_info))
+        params = normalization(noisy, self.normalize, self.quantiles, self.scale, noisy_info.path)
+        clean = apply_normalization(self.bands(read_cube(clean_info)), params)
+        if clean.shape != noisy.shape:
+            raise DataError(f"{clean_info.path}: the reference has shape {clean.shape} but its noisy cube "
+                            f"{noisy_info.path} {noisy.shape}")
+        return clean, apply_normalization(noisy, params)
+
 
 class HSIDataModule(TrainingDataModule):
     def __init__(
@@ -81,6 +97,7 @@ class HSIDataModule(TrainingDataModule):
         files: str | Sequence[str] | None = None,
         val_files: str | Sequence[str] | None = None,
         test_files: str | Sequence[str] | None = None,
+        reference_files: str | Sequence[str] | None = None,
         bands: int = 31,
         band_range: Sequence[int] | None = None,
         key: str | None = None,
@@ -113,7 +130,11 @@ class HSIDataModule(TrainingDataModule):
             raise ConfigError(f"data.holdout_axis={holdout_axis!r}: expected one of {', '.join(AXES)}")
         if band_range is not None and (len(band_range) != 2 or not 0 <= band_range[0] < band_range[1]):
             raise ConfigError(f"data.band_range={list(band_range)!r}: expected [start, stop) with 0 <= start < stop")
+        if reference_files is not None and (val_files is not None or is_synthetic(noise) or noisy_key is not None):
+            raise ConfigError("data.reference_files: clean references of real-noise cubes need noise=none, "
+                              "no data.val_files and no data.noisy_key")
         self.files, self.val_files, self.test_files = files, val_files, test_files
+        self.reference_files = reference_files
         self.bands = positive_int(bands, "bands")
         self.band_range = tuple(band_range) if band_range is not None else None
         self.key, self.noisy_key, self.axis_order = key, noisy_key, layout
@@ -156,7 +177,7 @@ class HSIDataModule(TrainingDataModule):
     def _regions(self, info: CubeInfo) -> tuple[slice, slice]:
         """(train, validation) slices of the holdout axis."""
         length = info.width if self.holdout_axis == "width" else info.height
-        held = round(self.holdout * length) if self.holdout > 0 and not self.val_files else 0
+        held = round(self.holdout * length) if self.holdout > 0 and not (self.val_files or self.reference_files) else 0
         return slice(0, length - held), slice(length - held, length) if held else slice(0, 0)
 
     def _cut(self, cube: np.ndarray, region: slice) -> np.ndarray:
@@ -200,7 +221,9 @@ class HSIDataModule(TrainingDataModule):
             train_images, self.crop_size, self.epoch_length, self.augment, names,
             noise=self.noise if synthetic else None, crops_per_image=self.crops_per_image, skip_bad=self.skip_bad,
         )
-        if val_infos:
+        if self.reference_files is not None:
+            self.val_set = self._reference_set(usable)
+        elif val_infos:
             self.val_set = self._evaluation_set([(info, None) for info in val_infos], offset=0)
         elif held_out:
             self.val_set = self._evaluation_set(held_out, offset=0)
@@ -213,6 +236,35 @@ class HSIDataModule(TrainingDataModule):
             f"HSI: {len(usable)} training cube(s), {len(self.val_set)} validation cube(s), {self.bands} bands, "
             f"normalize={self.reader.normalize}"
         )
+
+    def _reference_set(self, noisy_infos: list[CubeInfo]) -> PairedImageDataset:
+        """The whole training cubes against their clean references, matched by file name."""
+        references = {Path(info.path).name: info for info in self._probe_all(
+            expand_files(self.reference_files, "reference_files"))}
+        noisy_list, clean_list, names = [], [], []
+        for info in noisy_infos:
+            name = Path(info.path).name
+            if name not in references:
+                raise DataError(f"data.reference_files: no reference named {name} for {info.path}")
+            clean, noisy = self.reader.reference_pair(info, references[name])
+            noisy_list.append(as_float(_centre(noisy, self.val_crop).copy()))
+            clean_list.append(as_float(_centre(clean, self.val_crop).copy()))
+            names.append(Path(name).stem)
+        return PairedImageDataset(noisy_list, clean_list, names)
+
+    # ------------------------------------------------------------------------------ checkpoints
+
+    def cube_reading(self) -> dict:
+        """How this datamodule reads and normalises a cube: what inference must repeat."""
+        return {"normalize": self.reader.normalize, "quantiles": list(self.reader.quantiles),
+                "scale": self.reader.scale, "band_range": list(self.band_range) if self.band_range else None,
+                "key": self.key, "layout": self.axis_order, "bands": self.bands}
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "cube_reading": self.cube_reading()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict({key: value for key, value in state_dict.items() if key != "cube_reading"})
 
     def _evaluation_set(self, items: list[tuple[CubeInfo, slice | None]], offset: int) -> PairedImageDataset:
         noisy_list, clean_list, names = [], [], []

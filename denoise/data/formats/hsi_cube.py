@@ -19,15 +19,17 @@ clip, e.g. 5000 for Jasper Ridge's nominal maximum), ``none`` (data already in [
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.io
 import tifffile
 
 from denoise.data.checks import check_finite
-from denoise.data.formats.matfile import choose_key, mat_shapes, read_mat
+from denoise.data.formats.matfile import choose_key, is_v73, mat_shapes, read_mat
 from denoise.errors import ConfigError, DataError
 
 CUBE_KEYS = ("rad", "gt", "data", "Y", "DataCube", "cube", "hsi", "img")
@@ -112,30 +114,48 @@ def probe_cube(path: str | Path, key: str | None = None, axis_order: str = "auto
     return CubeInfo(str(path), key, "hwc", squeezed[2], squeezed[0], squeezed[1])
 
 
-def read_cube(info: CubeInfo, key: str | None = None) -> np.ndarray:
-    """The raw samples as float32 (bands, H, W); ``key`` reads another variable of the same file."""
+def read_stored(info: CubeInfo, key: str | None = None) -> np.ndarray:
+    """The variable as stored: the file's own dtype, shape and axis order (writable)."""
     path = Path(info.path)
-    key = key or info.key
     suffix = path.suffix.lower()
     if suffix == ".mat":
-        array = read_mat(path, key)
+        array = read_mat(path, key or info.key)
     elif suffix == ".npy":
         array = np.load(path, allow_pickle=False)
     else:
         array = tifffile.imread(path)
-    if info.axis_order == "unfolded":
-        array = array.reshape(info.bands, info.width, info.height).transpose(0, 2, 1)
+    if array.dtype.kind not in "uif":
+        raise DataError(f"{path}: {key or info.key or 'the array'} holds {array.dtype} samples; expected numbers")
+    return array if array.flags.writeable else array.copy()
+
+
+def bands_first(info: CubeInfo, array: np.ndarray) -> np.ndarray:
+    """A (bands, H, W) view of a stored array: writing into it writes the stored array."""
+    if info.axis_order == "unfolded":  # bands x pixels, pixels in MATLAB's column-major order
+        view = array.reshape(info.bands, info.width, info.height).transpose(0, 2, 1)
     else:
-        array = array.reshape(array.shape if array.ndim == 2 else tuple(n for n in array.shape if n != 1))
-        if array.ndim == 2:
-            array = array[None]
+        view = array.reshape(array.shape if array.ndim == 2 else tuple(n for n in array.shape if n != 1))
+        if view.ndim == 2:
+            view = view[None]
         elif info.axis_order == "hwc":
-            array = array.transpose(2, 0, 1)
-    if array.shape != (info.bands, info.height, info.width):
-        raise DataError(f"{path}: {key} has shape {array.shape}, expected {(info.bands, info.height, info.width)}")
-    array = np.ascontiguousarray(array, dtype=np.float32)
-    check_finite(array, f"{path}" + (f" ({key})" if key else ""))
+            view = view.transpose(2, 0, 1)
+    if view.shape != (info.bands, info.height, info.width):
+        raise DataError(f"{info.path}: {info.key} has shape {array.shape}, expected {(info.bands, info.height, info.width)}")
+    return view
+
+
+def read_cube(info: CubeInfo, key: str | None = None) -> np.ndarray:
+    """The raw samples as float32 (bands, H, W); ``key`` reads another variable of the same file."""
+    key = key or info.key
+    array = np.ascontiguousarray(bands_first(info, read_stored(info, key)), dtype=np.float32)
+    check_finite(array, f"{info.path}" + (f" ({key})" if key else ""))
     return array
+
+
+def constant_bands(cube: np.ndarray) -> np.ndarray:
+    """(bands,) True where a band holds one value (AVIRIS water-absorption bands are often all 0)."""
+    flat = cube.reshape(len(cube), -1)
+    return flat.min(1) == flat.max(1)
 
 
 def normalization(
@@ -152,9 +172,13 @@ def normalization(
             raise ConfigError(f"data.normalize=scale needs data.scale > 0 (the value of white), got {scale!r}")
         return np.zeros(1, np.float32), np.full(1, float(scale), np.float32), True
     if method == "minmax":
-        low, high = float(cube.min()), float(cube.max())
-        if high <= low:
-            raise DataError(f"{name}: the cube is constant ({low}); nothing to normalise")
+        # Constant bands (zeroed water-absorption bands) are left out of the span: they carry no scene.
+        flat = cube.reshape(len(cube), -1)
+        band_low, band_high = flat.min(1), flat.max(1)
+        varying = band_high > band_low
+        if not varying.any():
+            raise DataError(f"{name}: every band is constant ({float(band_low.min())}); nothing to normalise")
+        low, high = float(band_low[varying].min()), float(band_high[varying].max())
         return np.full(1, low, np.float32), np.full(1, high - low, np.float32), False
     if method in ("band_minmax", "quantile"):
         flat = cube.reshape(len(cube), -1)
@@ -202,3 +226,76 @@ def expand_files(files: str | Sequence[str] | None, key: str) -> list[Path]:
                 raise DataError(f"data.{key}: {pattern} does not exist; expected {'/'.join(SUFFIXES)} cube files")
             found.append(Path(pattern))
     return found
+
+
+def single_cube_key(path: str | Path, key: str | None, setting: str = "mat_key") -> str | None:
+    """The variable of a ``.mat`` cube: ``key``, else the file's only 3-D array (or unfoldable ``Y``).
+
+    Stricter than :func:`probe_cube`'s choice by name: a file with several cubes (QRNN3D's ``gt``
+    and ``input``) is refused naming them, since denoising the wrong one would go unnoticed.
+    Other files: None (they hold one array).
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".mat":
+        return None
+    if key is not None:
+        return choose_key(path, key, setting=setting)
+    shapes = mat_shapes(path)
+    cubes = [name for name, shape in shapes.items()
+             if shape is not None and len([n for n in shape if n > 1]) == 3]
+    if len(cubes) > 1:
+        listing = ", ".join(f"{name} {'x'.join(map(str, shapes[name]))}" for name in cubes)
+        raise DataError(f"{path}: several cube variables ({listing}); set {setting}=<one of them>")
+    if cubes:
+        return cubes[0]
+    return choose_key(path, None, CUBE_KEYS, setting=setting)
+
+
+def to_stored(info: CubeInfo, cube: np.ndarray, stored_shape: tuple[int, ...]) -> np.ndarray:
+    """The inverse of :func:`bands_first`: a (bands, H, W) cube in the file's shape and axis order."""
+    if info.axis_order == "unfolded":
+        return cube.transpose(0, 2, 1).reshape(info.bands, -1)
+    if info.axis_order == "hwc" and len(stored_shape) > 2:
+        return cube.transpose(1, 2, 0).reshape(stored_shape)
+    return cube.reshape(stored_shape)
+
+
+def write_cube(target: str | Path, info: CubeInfo, stored: np.ndarray) -> Path:
+    """Write ``stored`` (the file's shape, dtype and axis order) to ``target`` in the format of
+    ``info.path``, under the same ``.mat`` variable with the file's other variables kept.
+
+    The file appears whole or not at all: it is written to a hidden file beside ``target`` and
+    renamed. ``.mat`` files are written as MATLAB v5 (also for v7.3 inputs, whose other
+    variables are then left out: h5py objects do not map onto v5 ones).
+    """
+    target = Path(target)
+    suffix = target.suffix.lower()
+    partial = target.with_name(f".{target.stem}.partial{target.suffix}")
+    try:
+        if suffix == ".mat":
+            variables = {} if is_v73(info.path) else _other_variables(Path(info.path), info.key)
+            scipy.io.savemat(partial, {**variables, info.key: stored}, do_compression=True)
+        elif suffix == ".npy":
+            np.save(partial, stored, allow_pickle=False)
+        elif suffix in (".tif", ".tiff"):
+            interleaved = info.axis_order == "hwc" and stored.ndim == 3
+            tifffile.imwrite(partial, stored, photometric="minisblack",
+                             planarconfig="contig" if interleaved else "separate")
+        else:
+            raise DataError(f"{target}: unsupported cube type {suffix!r}; expected {', '.join(SUFFIXES)}")
+        os.replace(partial, target)
+    except OSError as error:
+        raise DataError(f"{target}: cannot write the cube ({error.strerror or error})") from error
+    except ValueError as error:  # scipy: a variable over MATLAB v5's 2 GB
+        raise DataError(f"{target}: cannot write the cube ({error})") from error
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
+def _other_variables(path: Path, key: str) -> dict[str, np.ndarray]:
+    names = [name for name, _, _ in scipy.io.whosmat(str(path)) if name != key]
+    if not names:
+        return {}
+    loaded = scipy.io.loadmat(str(path), variable_names=names)
+    return {name: value for name, value in loaded.items() if not name.startswith("__")}
