@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import zlib
+from dataclasses import replace
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +30,9 @@ XMP = (
 )
 
 
+@cache
 def srgb_profile() -> bytes:
+    """One sRGB profile for the whole module: lcms stamps each new profile with the time."""
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
@@ -166,6 +170,18 @@ def test_png_output_keeps_icc_exif_xmp_and_bit_depth(tmp_path, bit_depth):
     assert viewer_size(out) == viewer_size(source) == (30, 44)  # orientation 8 turns 44x30 to 30x44
 
 
+def test_png_exif_after_the_image_data_and_compressed_xmp_are_read(tmp_path):
+    path = tmp_path / "late.png"
+    Image.fromarray(pixels(12, 16)).save(path)
+    chunks = list(png.Reader(filename=str(path)).chunks())
+    xmp = (b"iTXt", b"XML:com.adobe.xmp\x00\x01\x00\x00\x00" + zlib.compress(XMP))
+    with open(path, "wb") as f:  # eXIf and XMP after the image data, as some editors write them
+        png.write_chunks(f, [*chunks[:-1], (b"eXIf", camera_exif(6)[6:]), xmp, chunks[-1]])
+    out = denoised_like(path, tmp_path / "out.png")
+    chunks = png_chunks(out)
+    assert chunks[b"eXIf"] == camera_exif(6)[6:] and chunks[b"iTXt"].endswith(XMP)
+
+
 def test_grey_png_gets_no_rgb_profile(tmp_path):
     path = tmp_path / "grey.png"
     Image.fromarray(pixels(20, 24, 1)[..., 0]).save(path, icc_profile=srgb_profile(), exif=camera_exif(1))
@@ -240,6 +256,22 @@ def test_corrupt_exif_is_left_out_with_one_warning(tmp_path, caplog):
         assert "exif" not in after.info and after.info["icc_profile"] == srgb_profile() and after.info["xmp"] == XMP
 
 
+@pytest.mark.filterwarnings("error")  # Pillow's own warnings about the block must not reach the user
+def test_exif_with_a_tag_past_its_end_is_left_out_with_one_warning(tmp_path, caplog):
+    exif = bytearray(camera_exif(6))
+    model = exif.find(b"\x01\x10\x00\x02")  # IFD0's Model entry (big-endian): tag 272, ASCII
+    exif[model + 4 : model + 8] = (5000).to_bytes(4, "big")  # 5000 characters, far past the block's end
+    source = tmp_path / "overrun.jpg"
+    Image.fromarray(pixels(16, 24)).save(source, exif=bytes(exif))
+    with caplog.at_level(logging.WARNING):
+        out = denoised_like(source, tmp_path / "out.jpg")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    assert warnings[0].startswith(f"{source}: unreadable EXIF block (Tag data larger than file")
+    with Image.open(out) as after:
+        assert "exif" not in after.info
+
+
 def test_undecodable_jpeg_is_a_data_error(tmp_path):
     data = phone_jpeg(tmp_path / "good.jpg").read_bytes()
     scan = data.rfind(b"\xff\xda")  # start of scan: keep the headers, ruin the compressed data
@@ -264,7 +296,7 @@ def test_cmyk_jpeg_is_written_as_rgb_without_its_cmyk_profile(tmp_path, caplog):
 
 def test_a_profile_of_another_colour_space_is_never_attached(tmp_path, caplog):
     info = probe_image(write_image(tmp_path / "rgb.png", np.zeros((3, 8, 8))))
-    info = info.__class__(**{**info.__dict__, "photo": PhotoMetadata(icc=cmyk_profile())})
+    info = replace(info, photo=PhotoMetadata(icc=cmyk_profile()))
     with caplog.at_level(logging.WARNING):
         for name in ("a.jpg", "a.png", "a.tif"):
             write_image(tmp_path / name, np.zeros((3, 8, 8)), like=info)
@@ -301,3 +333,45 @@ def test_tiff_with_a_preview_page_is_one_image(tmp_path):
         tif.write(pixels(32, 40), photometric="rgb")
         tif.write(pixels(8, 10), photometric="rgb", subfiletype=1)  # reduced-resolution preview
     assert probe_image(path).shape == (3, 32, 40)
+
+
+# ----------------------------------------------------------------------------------- predict
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    from tests.test_eval import demo_checkpoint
+
+    return demo_checkpoint(tmp_path_factory)
+
+
+def test_predict_writes_the_same_photos_and_skips_moving_ones(checkpoint, tmp_path, caplog):
+    from denoise.cli.predict import predict
+    from tests.test_predict import compose_predict
+
+    source, output = tmp_path / "in", tmp_path / "out"
+    source.mkdir()
+    phone_jpeg(source / "phone.jpg")
+    png_with_metadata(source / "deep.png", 16)
+    tiff_with_metadata(source / "scan.tif")
+    frames = [Image.fromarray(pixels(16, 16)) for _ in range(2)]
+    frames[0].save(source / "anim.png", save_all=True, append_images=frames[1:])
+    tifffile.imwrite(source / "pages.tif", np.stack([pixels(16, 16, 1)[..., 0]] * 3), photometric="minisblack")
+    cfg = compose_predict([f"ckpt_path={checkpoint}", f"input={source}", f"output={output}"], tmp_path / "run")
+    with caplog.at_level(logging.WARNING):
+        result = predict(cfg)
+
+    assert sorted(result["failed"]) == ["anim.png", "pages.tif"]
+    assert "animated PNG with 2 frames; expected one still image" in result["failed"]["anim.png"]
+    assert "multi-page TIFF with 3 pages; expected one still image" in result["failed"]["pages.tif"]
+    with Image.open(source / "phone.jpg") as before, Image.open(output / "phone.jpg") as after:
+        assert after.info["exif"] == before.info["exif"] and after.info["icc_profile"] == srgb_profile()
+        assert after.info["xmp"] == XMP and after.quantization == before.quantization
+        assert JpegImagePlugin.get_sampling(after) == JpegImagePlugin.get_sampling(before)
+    assert viewer_size(output / "phone.jpg") == viewer_size(source / "phone.jpg") == (64, 96)
+    with Image.open(output / "deep.png") as after:
+        assert after.info["exif"] == camera_exif(8) and after.info["icc_profile"] == srgb_profile()
+    assert png_chunks(output / "deep.png")[b"iTXt"].endswith(XMP) and probe_image(output / "deep.png").dtype == "uint16"
+    tags = tiff_tags(output / "scan.tif")
+    assert tags[34675] == srgb_profile() and tags[700] == XMP and int(tags[274]) == 6 and tags[271] == "Scanmaker"
+    assert not any(r.levelno >= logging.WARNING and "EXIF" in r.getMessage() for r in caplog.records)

@@ -48,6 +48,7 @@ from denoise.data.formats.photo_metadata import (
     insert_png_chunks,
     jpeg_save_options,
     png_metadata_chunks,
+    quiet_pillow_exif_warnings,
     read_metadata,
     tiff_write_options,
 )
@@ -147,18 +148,33 @@ def _probe_png(path: Path) -> ImageInfo:
     channels = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}.get(color_type)
     if channels is None:
         raise DataError(f"{path}: PNG with unknown colour type {color_type}")
-    with Image.open(path) as im:  # reads the chunks before the image data only
-        frames = getattr(im, "n_frames", 1)
-        if color_type == 3:  # palette: expanded to RGB(A) on reading
+    if color_type == 3:  # palette: expanded to RGB(A) on reading
+        with Image.open(path) as im:
             channels = 4 if "transparency" in im.info else 3
+    frames = _png_frames(path)
     if frames > 1:
         raise DataError(f"{path}: animated PNG with {frames} frames; expected one still image (save one frame as a PNG)")
     dtype = "uint16" if bit_depth == 16 else "uint8"
     return ImageInfo(str(path), "png", dtype, channels, height, width, alpha=channels in (2, 4))
 
 
+def _png_frames(path: Path) -> int:
+    """The frame count of an animated PNG's acTL chunk (1 without one), from the chunk headers
+    before the image data: no decoding, and no Pillow size limit for a large 16-bit photo."""
+    with open(path, "rb") as f:
+        f.seek(len(_PNG_SIGNATURE))
+        while len(header := f.read(8)) == 8:
+            length, kind = struct.unpack(">I4s", header)
+            if kind == b"acTL":
+                return struct.unpack(">I", f.read(4))[0]
+            if kind == b"IDAT":
+                break
+            f.seek(length + 4, 1)  # the data and its CRC
+    return 1
+
+
 def _probe_jpeg(path: Path) -> ImageInfo:
-    with Image.open(path) as im:
+    with quiet_pillow_exif_warnings(), Image.open(path) as im:
         if im.format != "JPEG":
             raise DataError(f"{path}: not a JPEG file (it is {im.format})")
         width, height, mode = im.width, im.height, im.mode
@@ -325,7 +341,7 @@ def _read_png(path: Path, info: ImageInfo) -> np.ndarray:
 
 
 def _read_jpeg(path: Path, info: ImageInfo) -> np.ndarray:
-    with Image.open(path) as im:
+    with quiet_pillow_exif_warnings(), Image.open(path) as im:
         im.load()
         if im.mode not in ("L", "RGB"):
             im = im.convert("RGB")

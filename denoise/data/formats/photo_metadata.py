@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import logging
 import struct
+import warnings
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 
 EXIF_HEADER = b"Exif\x00\x00"  # how Pillow hands over an EXIF block, JPEG and PNG alike
 ORIENTATION = 274
+EXIF_IFD, GPS_IFD = 0x8769, 0x8825  # IFD0's pointers to the EXIF and GPS directories
 XMP_TAG, ICC_TAG = 700, 34675
 # Baseline TIFF tags that describe the photo; EXIF's IFD0 uses the same codes.
 DESCRIPTIVE_TAGS = {
@@ -56,9 +59,11 @@ JPEG_MARKER_BYTES = 65533  # the most data one JPEG marker segment holds
 JPEG_XMP_BYTES = JPEG_MARKER_BYTES - 29  # less the XMP namespace that opens the segment
 PNG_XMP_KEYWORD = b"XML:com.adobe.xmp"
 DEFAULT_JPEG_QUALITY = 95  # a JPEG output of a non-JPEG input
-# What Pillow and tifffile raise on malformed metadata (UnicodeDecodeError and tifffile's errors
+# What Pillow, pypng and tifffile raise on malformed metadata (UnicodeDecodeError and tifffile's errors
 # are ValueErrors, Pillow's "not a TIFF file" a SyntaxError).
-METADATA_ERRORS = (OSError, ValueError, SyntaxError, struct.error, KeyError, IndexError, TypeError, zlib.error)
+METADATA_ERRORS = (
+    OSError, ValueError, SyntaxError, struct.error, KeyError, IndexError, TypeError, zlib.error, png.Error
+)
 
 
 @dataclass(frozen=True)
@@ -91,8 +96,17 @@ def read_metadata(path: str | Path, fmt: str) -> PhotoMetadata | None:
     return reader(Path(path)) if reader else None
 
 
+@contextmanager
+def quiet_pillow_exif_warnings():
+    """Pillow warns, several lines per bad tag, while it opens a JPEG whose EXIF block is damaged
+    (it looks there for the resolution); this module reports such a block once, in one line."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+        yield
+
+
 def _read_jpeg(path: Path) -> PhotoMetadata:
-    with Image.open(path) as im:
+    with quiet_pillow_exif_warnings(), Image.open(path) as im:
         info = dict(im.info)
         cmyk = im.mode == "CMYK"
         encoding = None if cmyk else _jpeg_encoding(im)
@@ -116,14 +130,27 @@ def _jpeg_encoding(im: Image.Image) -> JpegEncoding | None:
 
 
 def _read_png(path: Path) -> PhotoMetadata:
-    with Image.open(path) as im:
-        if "exif" not in im.info:
-            im.load()  # an eXIf chunk after the image data is read only with the pixels
-        info = dict(im.info)
-    xmp = info.get("xmp")
-    return _with_exif_tags(
-        path, info.get("exif"), icc=info.get("icc_profile"), xmp=xmp.encode() if isinstance(xmp, str) else xmp
-    )
+    """From the chunks as pypng lists them (CRCs checked, the image data not decompressed, so a
+    16-bit photo Pillow would not open for its size is read all the same); an eXIf chunk may come
+    after the image data."""
+    exif, items = None, {}
+    for kind, data in png.Reader(filename=str(path)).chunks():
+        if kind == b"iCCP":  # profile name, NUL, compression method, zlib stream
+            items["icc"] = zlib.decompress(data.split(b"\x00", 1)[1][1:])
+        elif kind == b"eXIf":
+            exif = data
+        elif kind == b"iTXt" and data.startswith(PNG_XMP_KEYWORD + b"\x00"):
+            items["xmp"] = _itxt_text(data)
+    return _with_exif_tags(path, exif, **items)
+
+
+def _itxt_text(data: bytes) -> bytes:
+    """The text of an iTXt chunk: keyword NUL, compressed flag, method, language NUL, translated
+    keyword NUL, text (zlib if flagged)."""
+    rest = data.split(b"\x00", 1)[1]
+    compressed, rest = rest[0], rest[2:]
+    text = rest.split(b"\x00", 2)[2]
+    return zlib.decompress(text) if compressed else text
 
 
 def _read_tiff(path: Path) -> PhotoMetadata:
@@ -153,10 +180,7 @@ def _with_exif_tags(path: Path, exif: bytes | None, **items) -> PhotoMetadata:
         return PhotoMetadata(**items)
     exif = exif if exif.startswith(EXIF_HEADER) else EXIF_HEADER + exif
     try:
-        parsed = Image.Exif()
-        parsed.load(exif)
-        if not len(parsed):
-            raise ValueError("no tags in its first directory")
+        parsed = _parse_exif(exif)
     except METADATA_ERRORS as error:
         log.warning(f"{path}: unreadable EXIF block ({_first_line(error)}); the output is written without it")
         return PhotoMetadata(**items)
@@ -169,7 +193,23 @@ def _with_exif_tags(path: Path, exif: bytes | None, **items) -> PhotoMetadata:
     )
 
 
-def _first_line(error: BaseException) -> str:
+def _parse_exif(exif: bytes) -> Image.Exif:
+    """The block parsed by Pillow, its EXIF and GPS directories too; ValueError where Pillow only
+    warns (a tag past the end of the block) or finds no tag: such a block is not carried."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        parsed = Image.Exif()
+        parsed.load(exif)
+        for pointer in (EXIF_IFD, GPS_IFD):
+            parsed.get_ifd(pointer)
+    if caught:
+        raise ValueError(_first_line(caught[0].message))
+    if not len(parsed):
+        raise ValueError("no tags in its first directory")
+    return parsed
+
+
+def _first_line(error: BaseException | Warning | str) -> str:
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
 
