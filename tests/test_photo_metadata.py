@@ -170,6 +170,14 @@ def test_png_output_keeps_icc_exif_xmp_and_bit_depth(tmp_path, bit_depth):
     assert viewer_size(out) == viewer_size(source) == (30, 44)  # orientation 8 turns 44x30 to 30x44
 
 
+def test_16bit_png_beyond_pillows_pixel_limit_keeps_its_metadata(tmp_path, monkeypatch):
+    """pypng reads 16-bit colour PNGs of any size; neither the probe nor the metadata may need Pillow."""
+    source = png_with_metadata(tmp_path / "huge.png", 16)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 30 x 44 is now "a decompression bomb"
+    out = denoised_like(source, tmp_path / "out.png")
+    assert png_chunks(out)[b"eXIf"] == camera_exif(8)[6:] and probe_image(out).dtype == "uint16"
+
+
 def test_png_exif_after_the_image_data_and_compressed_xmp_are_read(tmp_path):
     path = tmp_path / "late.png"
     Image.fromarray(pixels(12, 16)).save(path)
@@ -241,17 +249,23 @@ def test_tiff_to_png_and_jpeg_builds_exif_from_the_tags(tmp_path):
 # ----------------------------------------------------------------------------------- bad input
 
 
+def denoised_with_one_warning(source: Path, target: Path, caplog, begins: str) -> Path:
+    """``denoised_like``, checking that it logs exactly one warning, one line naming ``source``."""
+    with caplog.at_level(logging.WARNING):
+        out = denoised_like(source, target)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "\n" not in warnings[0], warnings
+    assert warnings[0].startswith(f"{source}: {begins}"), warnings[0]
+    return out
+
+
 def test_corrupt_exif_is_left_out_with_one_warning(tmp_path, caplog):
     data = bytearray(phone_jpeg(tmp_path / "good.jpg").read_bytes())
     start = data.find(b"Exif\x00\x00") + 6
-    data[start:start + 16] = b"\xde\xad" * 8  # no longer a TIFF header
+    data[start : start + 16] = b"\xde\xad" * 8  # no longer a TIFF header
     source = tmp_path / "bad_exif.jpg"
     source.write_bytes(bytes(data))
-    with caplog.at_level(logging.WARNING):
-        out = denoised_like(source, tmp_path / "out.jpg")
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "\n" not in warnings[0]
-    assert warnings[0].startswith(f"{source}: unreadable EXIF block")
+    out = denoised_with_one_warning(source, tmp_path / "out.jpg", caplog, "unreadable EXIF block (not a TIFF file")
     with Image.open(out) as after:
         assert "exif" not in after.info and after.info["icc_profile"] == srgb_profile() and after.info["xmp"] == XMP
 
@@ -263,11 +277,7 @@ def test_exif_with_a_tag_past_its_end_is_left_out_with_one_warning(tmp_path, cap
     exif[model + 4 : model + 8] = (5000).to_bytes(4, "big")  # 5000 characters, far past the block's end
     source = tmp_path / "overrun.jpg"
     Image.fromarray(pixels(16, 24)).save(source, exif=bytes(exif))
-    with caplog.at_level(logging.WARNING):
-        out = denoised_like(source, tmp_path / "out.jpg")
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "\n" not in warnings[0]
-    assert warnings[0].startswith(f"{source}: unreadable EXIF block (Tag data larger than file")
+    out = denoised_with_one_warning(source, tmp_path / "out.jpg", caplog, "unreadable EXIF block (Tag data larger")
     with Image.open(out) as after:
         assert "exif" not in after.info
 

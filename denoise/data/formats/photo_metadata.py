@@ -19,14 +19,22 @@ What each output format holds:
 - TIFF: ICC (tag 34675), XMP (700), Orientation (274) and the descriptive baseline tags
   (ImageDescription, Make, Model, Software, DateTime, Artist, HostComputer, Copyright).
   tifffile writes no EXIF sub-IFD, so the exposure and GPS tags of the EXIF block do not reach
-  a TIFF output (they do reach JPEG and PNG outputs of a JPEG or PNG input).
+  a TIFF output (they do reach JPEG and PNG outputs of a JPEG or PNG input), nor does a TIFF
+  input's own EXIF sub-IFD reach any output. tifffile writes 7-bit ASCII text only: a descriptive
+  tag with other characters, or a DateTime not in EXIF's "YYYY:MM:DD HH:MM:SS", is left out.
   A TIFF input's orientation and descriptive tags reach a JPEG or PNG output as a small EXIF block.
 
 An ICC profile is attached only to an output whose colours it describes (an RGB profile to RGB or
 RGBA, a grey profile to grey), so a CMYK profile never reaches an RGB output. A CMYK JPEG is read
 as RGB (Pillow's plain conversion) and written as an RGB JPEG without its CMYK profile and
-tables, with one warning line. An EXIF block Pillow cannot parse is left out of the output with
-one warning line naming the file. Warnings go to this module's logger, one line each.
+tables, with one warning line (a CMYK profile cannot describe the RGB the network saw; convert
+the file to RGB first to choose the conversion). An EXIF block Pillow cannot parse, or parses only
+with warnings (a tag past the end of the block), is left out of the output with one warning line
+naming the file. Warnings go to this module's logger, one line each.
+
+Reading happens in ``image_files.read_image`` (the probe and ``read_raw`` skip it: training reads
+need no metadata); PNG chunks are read with pypng, which neither decodes the image nor stops at
+Pillow's pixel-count limit.
 """
 
 from __future__ import annotations
