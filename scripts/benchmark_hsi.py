@@ -20,6 +20,7 @@ Rows:
 - ``bm4d_estimated_sigma``: the same with the RMS over bands of a per-band noise estimate from the
   noisy test region alone (``denoise.data.noise_level.band_sigmas``: a Haar-wavelet MAD after the
   neighbouring bands' texture is regressed out): what a user without a clean cube gets;
+  BM4D's core (the package's own binary) runs on one thread whatever ``--threads`` says;
 - ``<experiment>_<m>min``: ``train.py experiment=<experiment>`` on the same cube and noise with
   ``trainer.max_time`` = m minutes (no step limit; the learning-rate milestones are fractions of the
   budget), one run per ``--minutes`` entry, as a subprocess with ``OMP_NUM_THREADS=<threads>``. It
@@ -71,8 +72,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--experiment", default="hsi_bsn", help="the recipe: a configs/experiment name")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default logs/benchmark_hsi/<time>)")
-    parser.add_argument("--cube-crop", type=int, default=None, help="a centre spatial crop of this side first")
-    parser.add_argument("--bands", default=None, help="a [start:stop) range of bands first, e.g. 0:64")
+    parser.add_argument("--cube-crop", type=int, default=None,
+                        help="a centre spatial crop of this side first (then min-max normalised on its own)")
+    parser.add_argument("--bands", default=None, help="a [start:stop) range of bands first, e.g. 0:64 "
+                        "(then min-max normalised on its own)")
     parser.add_argument("--rgb-bands", default=None, help="three band indices for the false-colour panel "
                         "(default: 30 %%, 15 %% and 5 %% of the band count, 60,30,10 on Jasper Ridge)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds before a recipe run is stopped")
