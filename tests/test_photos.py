@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from hydra import initialize_config_dir
 from PIL import Image
 
-import torch
-
 from denoise.cli.photos import max_time, split_overrides, stage_budgets
+from denoise.errors import ConfigError, DataError
 from denoise.lit import load_model
-from denoise.errors import ConfigError
-from tests.conftest import compose_entry, run_entry
+from tests.conftest import CONFIGS, compose_entry, run_entry
 
 RNG = np.random.default_rng(0)
 # Two training steps per stage on 40x40 crops: the whole pipeline in seconds.
@@ -102,6 +103,13 @@ def test_photos_without_references_keep_the_final_weights_of_a_time_budget(tmp_p
         saved = torch.load(run / stage / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
         assert saved >= max(steps) > 0  # logged steps count from 0: the last logged one was trained
     assert sorted(p.name for p in (run / "denoised").iterdir()) == ["a.png", "b.png"]
+    # A clean console: no third-party warnings (no validation data here), one progress line of
+    # stages and steps, and a summary of where the photos are and what each stage took.
+    for noise in ("LeafSpec", "Total length of `DataLoader`", "Checkpoint directory", "Epoch"):
+        assert noise not in result.stdout + result.stderr, noise
+    assert "teacher step " in result.stdout and "student step " in result.stdout and " left of 0:06" in result.stdout
+    assert f"Denoised photos: 2 of 2 in {run / 'denoised'}" in result.stdout + result.stderr
+    assert "steps), student 0:0" in result.stdout + result.stderr
 
 
 def test_without_checkpoints_the_pipeline_says_what_to_keep(tmp_path):
@@ -136,3 +144,49 @@ def test_bad_folders_are_one_line(case, expected, tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert result.returncode == 1 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert all(part in errors[0] for part in expected), errors[0]
+
+
+def test_outputs_that_cannot_be_written_stop_before_the_training(tmp_path):
+    folder = write_photos(tmp_path / "photos")
+    run = tmp_path / "run"
+    result = run_entry("photos.py", [f"data.noisy_dir={folder}/noisy", f"photos.output={folder}/noisy", *FAST], run)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert result.returncode == 1 and len(errors) == 1, result.stderr[-2000:]
+    assert "photos.output=" in errors[0] and "overwrite the input files a.png, b.png" in errors[0]
+    assert not (run / "teacher").exists()  # nothing was trained
+
+
+def test_photos_not_written_end_the_run_with_their_names(tmp_path, monkeypatch):
+    """predict.py reports a photo it could not denoise; photos.py must not end as if all were done."""
+    import denoise.cli.photos as photos_module
+
+    folder = write_photos(tmp_path / "photos")
+    run = tmp_path / "run"
+
+    def fake_train(cfg):
+        checkpoint = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        checkpoint.parent.mkdir(parents=True)
+        checkpoint.write_bytes(b"")
+        return {}
+
+    monkeypatch.setattr(photos_module, "train", fake_train)
+    monkeypatch.setattr(photos_module, "predict", lambda cfg: {
+        "written": [str(run / "denoised" / "a.png")], "failed": {"b.png": "b.png: truncated PNG"}})
+    cfg = compose_entry("photos", [f"data.noisy_dir={folder}/noisy", *FAST], run)
+    not_written = r"1 photo\(s\) not written: b.png: b.png: truncated PNG"
+    with initialize_config_dir(str(CONFIGS), version_base="1.3"), pytest.raises(DataError, match=not_written):
+        photos_module.photos(cfg, [f"data.noisy_dir={folder}/noisy", *FAST])
+    assert json.loads((run / "photos.json").read_text())["failed"] == {"b.png": "b.png: truncated PNG"}
+
+
+def test_photos_smaller_than_the_recipes_crop_train_on_a_crop_that_fits(tmp_path):
+    """96x128 photos, the teacher's recipe crops 160: it trains on 95 (a multiple of PD 5) instead."""
+    folder = write_photos(tmp_path / "photos", size=(96, 128))
+    run = tmp_path / "run"
+    result = run_entry("photos.py", [f"data.noisy_dir={folder}/noisy", "photos.budget_minutes=null",
+                                     "trainer.max_steps=2", "data.batch_size=2", "logger=csv"], run)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "the teacher trains on 95x95 crops instead of 160" in result.stdout + result.stderr
+    teacher = (run / "teacher" / "csv" / "hparams.yaml").read_text()
+    assert "crop_size: 95" in teacher
+    assert sorted(p.name for p in (run / "denoised").iterdir()) == ["a.png", "b.png"]

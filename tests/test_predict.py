@@ -193,3 +193,27 @@ def test_channel_counts_that_do_not_fit_the_model_are_named(tmp_path):
     assert info.alpha and denoised_channels(info, 1) == 1 and image.shape == (2, 16, 16)
     _, info = read_input(tmp_path / "grey_alpha.png", None, 2)  # a model trained on grey+alpha takes both
     assert denoised_channels(info, 2) == 2
+
+
+@pytest.mark.parametrize("case", ["into_the_input", "recursive_feedback", "unwritable"])
+def test_outputs_are_checked_before_the_model_loads(case, tmp_path, monkeypatch):
+    """A run that cannot write its results stops in one line before any denoising."""
+    import denoise.cli.predict as predict_module
+
+    def no_loading(*_args, **_kwargs):
+        raise AssertionError("the model was loaded before the outputs were checked")
+
+    monkeypatch.setattr(predict_module, "load_model", no_loading)
+    source = tmp_path / "in"
+    source.mkdir()
+    write_image(source / "a.png", _image(8, 8))
+    (tmp_path / "file").write_text("x")
+    output, recursive, expected = {
+        "into_the_input": (f"{source}/.", "false", "would overwrite the input files a.png"),
+        "recursive_feedback": (source / "out", "true", "inside the input folder"),
+        "unwritable": (tmp_path / "file" / "out", "false", "cannot write there"),
+    }[case]
+    cfg = compose_predict(["ckpt_path=model.ckpt", f"input={source}", f"output={output}", f"recursive={recursive}"],
+                          tmp_path / "run")
+    with pytest.raises(ConfigError, match=expected):
+        predict(cfg)
