@@ -107,7 +107,7 @@ def test_photos_without_references_keep_the_final_weights_of_a_time_budget(tmp_p
     # stages and steps, and a summary of where the photos are and what each stage took.
     for noise in ("LeafSpec", "Total length of `DataLoader`", "Checkpoint directory", "Epoch"):
         assert noise not in result.stdout + result.stderr, noise
-    assert "teacher step " in result.stdout and "student step " in result.stdout and " left of 0:06" in result.stdout
+    assert "teacher step " in result.stdout and "student step " in result.stdout and " left of 0:06 budget" in result.stdout
     assert f"Denoised photos: 2 of 2 in {run / 'denoised'}" in result.stdout + result.stderr
     assert "steps), student 0:0" in result.stdout + result.stderr
 

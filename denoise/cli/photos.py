@@ -19,8 +19,10 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
@@ -150,6 +152,14 @@ def train_stage(stage: str, run_dir: Path, overrides: list[str], budget: str | N
     return cfg
 
 
+def checked_output(noisy_dir: str | None, files: list[Path], output: str | Path) -> Path:
+    """The output folder, once predict.py's checks pass for every photo: minutes of training are
+    not spent on images that could not be written."""
+    if files:
+        plan_outputs(Path(str(noisy_dir)).expanduser(), files, str(output), recursive=False, key="photos.output")
+    return Path(str(output)).expanduser()
+
+
 def photos(cfg: DictConfig, overrides: list[str] | None = None) -> PhotosResult:
     """Run the three stages for the composed ``photos.yaml`` config ``cfg`` and the command line's
     ``overrides`` (by default those of the running Hydra app). Every output is checked before the
@@ -165,9 +175,7 @@ def photos(cfg: DictConfig, overrides: list[str] | None = None) -> PhotosResult:
                           run_dir / "student" / "checkpoints" / "last.ckpt", None)
     noisy_dir = cfg.data.get("noisy_dir")
     files = photo_files(noisy_dir)
-    output = Path(str(settings.get("output") or run_dir / "denoised")).expanduser()
-    if files:  # minutes of training are not spent on images that could not be written
-        plan_outputs(Path(str(noisy_dir)).expanduser(), files, str(output), recursive=False, key="photos.output")
+    output = checked_output(noisy_dir, files, settings.get("output") or run_dir / "denoised")
     smallest = smallest_photo(files)
     deadline = time.monotonic() + 60 * budget_minutes if budget_minutes else None
     budget_seconds = 60 * budget_minutes if budget_minutes else None
@@ -198,8 +206,8 @@ def photos(cfg: DictConfig, overrides: list[str] | None = None) -> PhotosResult:
     return result
 
 
-def run_stage(result: PhotosResult, name: str, work, deadline: float | None = None,
-              budget: float | None = None):
+def run_stage(result: PhotosResult, name: str, work: Callable[[], Any], deadline: float | None = None,
+              budget: float | None = None) -> Any:
     """``work()`` as the stage ``name`` (its progress line, its time and steps in ``result``)."""
     started = time.perf_counter()
     with progress.stage(name, deadline, budget) as stage:

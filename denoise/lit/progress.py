@@ -2,7 +2,7 @@
 
 Training here ends at ``trainer.max_steps`` or ``trainer.max_time`` (``max_epochs=-1``), so
 Lightning's own bar reads "Epoch 7/-2". This one reads ``step 420/800 | loss 0.0213 | 1:02 left``,
-or ``step 420 | loss 0.0213 | 6:31 left of 10:00`` when ``trainer.max_time`` ends the run.
+or ``step 420 | loss 0.0213 | 6:31 left of 10:00 budget`` when ``trainer.max_time`` ends the run.
 
 ``photos.py`` runs each of its stages inside :func:`stage`: the line then starts with the stage's
 name, counts down the whole photos budget, and is replaced by the next stage's (one line for the
@@ -128,12 +128,12 @@ class StepProgressBar(TQDMProgressBar):
         steps per second so far and ``trainer.max_steps`` (whichever ends the run first)."""
         named = current_stage()
         if named is not None and named.deadline is not None:
-            return f"{clock(named.deadline - time.monotonic())} left of {clock(named.budget)}"
+            return f"{clock(named.deadline - time.monotonic())} left of {clock(named.budget)} budget"
         estimates = []
         timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
         remaining = timer.time_remaining() if timer is not None else None
         if remaining is not None:
-            estimates.append((remaining, f" of {clock(remaining + timer.time_elapsed())}"))
+            estimates.append((remaining, f" of {clock(remaining + timer.time_elapsed())} budget"))
         done = trainer.global_step - self._first_step
         if trainer.max_steps > 0 and done > 0:
             per_step = (time.monotonic() - self._started) / done
