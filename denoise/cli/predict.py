@@ -5,7 +5,8 @@ the variable ``mat_key``, or the file's only array), any size, with the model's 
 An alpha channel (RGBA or grey+alpha PNG / TIFF) is not denoised: the colour channels are, and
 the alpha channel is written back unchanged. Each output keeps the input's file name, format,
 bit depth / dtype and axis order (``.mat`` outputs are written as MATLAB v5 under the same
-variable name). An unreadable file, one with NaN or Inf samples, or one with the wrong channel
+variable name). Before the model loads, every output is checked (:mod:`denoise.cli.outputs`): a
+run that could not write its results stops in one line. An unreadable file, one with NaN or Inf samples, or one with the wrong channel
 count is reported in one line by name and skipped; the others are still processed, and the
 exit status is 1 if any file failed.
 """
