@@ -25,6 +25,11 @@ def neighbour(pixel, height, width):
 
 
 def assert_blind(net, size, train: bool, seed: int = 0):
+    if net.blindness == "pixel_band":
+        from tests.test_spectral_bsn import assert_band_blind
+
+        return assert_band_blind(net, size, train, seed)
+    assert net.blindness == "pixel", f"{type(net).__name__} declares blindness={net.blindness!r}"
     torch.manual_seed(seed)
     net = net.double().train(train)
     h, w = size
@@ -45,6 +50,8 @@ def test_every_net_config_is_listed():
 @pytest.mark.parametrize("name", NET_CONFIGS)
 def test_net_config_is_exactly_blind(name, train):
     net = instantiate(compose_net(name))
+    if net.blindness == "pixel_band":  # one backward pass per band: test the config on 8 bands
+        net = instantiate(compose_net(name), in_channels=8)
     assert_blind(net, (64, 64), train)
 
 

@@ -20,6 +20,11 @@ class Network(nn.Module):
     # Reflection keeps every copied pixel on its own phase for a stride-2 blind spot; a network
     # with other phase strides pads with zeros instead (see DBSN).
     padding_mode = "reflect"
+    # What output (p, c) may not read: "pixel" (every channel of input pixel p: the blind-spot
+    # networks of sRGB photos), "pixel_band" (only channel c of pixel p: a hyperspectral network
+    # that reads the other bands of p), or None (an ordinary network). The blind-spot tests and
+    # the training recipes rely on it.
+    blindness: str | None = None
 
     def __init__(self, in_channels: int, size_multiple: int = 1):
         super().__init__()

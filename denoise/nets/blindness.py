@@ -1,9 +1,12 @@
 """Checks that a network is blind at a pixel: used by the tests, and by anyone adding a block.
 
-``input_gradients_at`` is the exact test: in float64 the gradient of output pixel p (all
+``input_gradients_at`` is the exact test of a pixel-blind network: in float64 the gradient of output pixel p (all
 channels) with respect to input pixel p (all channels) must be exactly zero. It cannot see a
 leak through a discrete choice (top-k routing), so ``perturbation_change`` changes x(p) and
-measures how far output p moves.
+measures how far output p moves. A network blind to (pixel, band) pairs only (``blindness ==
+"pixel_band"``, the hyperspectral network that reads the other bands of p) is checked band by
+band with ``band_jacobian_at``: output (p, b) must have exactly zero gradient with respect to
+input (p, b).
 """
 
 from __future__ import annotations
@@ -31,6 +34,17 @@ def input_gradients_at(
         (grad,) = torch.autograd.grad(out[0, :, row, col].sum(), x, retain_graph=i < len(pixels) - 1)
         grads.append(grad[0])
     return grads
+
+
+def band_jacobian_at(
+    net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, pixel: Pixel
+) -> torch.Tensor:
+    """J[b] = d out[0, b, p] / d x[0], a (C, C, H, W) tensor: one backward pass per output band."""
+    row, col = pixel
+    x = x.detach().clone().requires_grad_(True)
+    out = net(x)[0, :, row, col]
+    rows = [torch.autograd.grad(out[b], x, retain_graph=b < len(out) - 1)[0][0] for b in range(len(out))]
+    return torch.stack(rows)
 
 
 @torch.no_grad()

@@ -53,6 +53,8 @@ def branch_body(channels: int, num_blocks: int, dilation: int) -> nn.Sequential:
 class DBSN(Network):
     """Blind-spot network (B, in_channels, H, W) -> (B, in_channels, H, W); any H, W (zero-padded inside)."""
 
+    blindness = "pixel"
+
     # Zeros, not reflection: a reflected pixel changes its phase mod 3 and the 5x5 branch
     # would read it next to its original.
     padding_mode = "constant"

@@ -138,6 +138,8 @@ class BlindSpotHCANet(Network):
     ``options``: the fields of :class:`HCANetOptions`.
     """
 
+    blindness = "pixel"
+
     def __init__(self, in_channels: int = 3, **options: Any):
         settings = HCANetOptions(**options)
         super().__init__(in_channels, PHASE_STRIDE * HCANetBody.size_multiple)

@@ -237,6 +237,8 @@ class TBSN(Network):
     ``form="literal"`` by name.
     """
 
+    blindness = "pixel"
+
     def __init__(self, in_channels: int = 3, **options: Any):
         settings = TBSNOptions(**options)
         super().__init__(in_channels, settings.size_multiple)

@@ -1,0 +1,106 @@
+"""The hyperspectral blind-spot network reads the other bands of the centre pixel, never the one it predicts.
+
+In float64 with random weights: the gradient of output (p, b) with respect to input (p, b) is
+exactly zero for every band b, in train and eval mode, at a centre, border and corner pixel;
+output (p, b) does read other bands of p (the spectral heads work) and the neighbours of p (the
+spatial network works); removing the mask breaks the test; moving x(p, b) leaves output (p, b)
+where it was.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from denoise.errors import ConfigError
+from denoise.nets import DBSN, TBSN, SpectralBlindSpotNet, UNet
+from denoise.nets.blindness import band_jacobian_at, probe_pixels
+from denoise.nets.spectral_bsn import band_groups
+from tests.conftest import compose_net
+
+BANDS = 7  # odd, so the groups differ in size
+
+
+def small_net(groups: int = 2, spatial: str = "tbsn") -> SpectralBlindSpotNet:
+    if spatial == "tbsn":
+        body = TBSN(BANDS, dim=8, num_blocks=[1, 1, 1], num_refinement_blocks=1, channel_heads=[1, 1, 1],
+                    window_heads=[1, 1, 1])
+    else:
+        body = DBSN(BANDS, channels=8, num_blocks=2)
+    return SpectralBlindSpotNet(BANDS, body, groups=groups, hidden=16)
+
+
+def assert_band_blind(net, size, train: bool, seed: int = 0) -> None:
+    torch.manual_seed(seed)
+    net = net.double().train(train)
+    h, w = size
+    x = torch.rand(1, net.in_channels, h, w, dtype=torch.float64)
+    for where, (row, col) in probe_pixels(h, w).items():
+        jacobian = band_jacobian_at(net, x, (row, col))  # (out band, in band, H, W)
+        at_p = jacobian[:, :, row, col]
+        leaks = at_p.diagonal().abs()
+        assert leaks.max().item() == 0.0, f"leak at the {where} pixel {(row, col)}, band {leaks.argmax().item()}"
+        assert (at_p.abs() > 0).any(), f"output at the {where} pixel reads no other band of it"
+        col_n = col - 1 if col > 0 else col + 1
+        assert jacobian[:, :, row, col_n].abs().max().item() > 0, f"no gradient next to the {where} pixel"
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("spatial", ["tbsn", "dbsn"])
+def test_exactly_blind_to_the_predicted_band(spatial, train):
+    assert_band_blind(small_net(spatial=spatial), (36, 30), train)
+
+
+@pytest.mark.parametrize("groups", [3, BANDS])
+def test_blind_for_any_group_count(groups):
+    assert_band_blind(small_net(groups), (24, 20), train=False)
+
+
+def test_reads_every_band_outside_the_group():
+    torch.manual_seed(1)
+    net = small_net(groups=2).double().eval()
+    x = torch.rand(1, BANDS, 24, 24, dtype=torch.float64)
+    at_p = band_jacobian_at(net, x, (12, 12))[:, :, 12, 12]
+    for group in band_groups(BANDS, 2):
+        others = torch.tensor([b for b in range(BANDS) if b not in group.tolist()])
+        assert (at_p[group][:, group] == 0).all()  # the whole group is hidden, not only the band
+        assert (at_p[group][:, others].abs() > 0).all()
+
+
+def test_the_test_sees_a_removed_mask():
+    net = small_net()
+    for head in net.heads:
+        head.visible.fill_(1.0)
+    with pytest.raises(AssertionError, match="leak"):
+        assert_band_blind(net, (24, 20), train=False)
+
+
+def test_moving_the_predicted_band_does_not_move_its_output():
+    torch.manual_seed(2)
+    net = small_net().double().eval()
+    x = torch.rand(1, BANDS, 32, 32, dtype=torch.float64)
+    row, col = 16, 15
+    with torch.no_grad():
+        before = net(x)[0, :, row, col]
+        for band in range(BANDS):
+            moved = x.clone()
+            moved[0, band, row, col] += 10.0
+            after = net(moved)[0, :, row, col]
+            assert after[band] == before[band]
+            assert (after - before).abs().max() > 0  # the other bands' outputs do read it
+
+
+def test_the_config_builds_the_network_for_the_data_bands():
+    net = instantiate(compose_net("hsi_spectral_bsn"), in_channels=12)
+    assert isinstance(net, SpectralBlindSpotNet) and net.spatial.in_channels == 12
+    assert net(torch.rand(2, 12, 19, 23)).shape == (2, 12, 19, 23)
+
+
+def test_bad_settings_are_one_line_errors():
+    with pytest.raises(ConfigError, match="model.net.groups=1"):
+        SpectralBlindSpotNet(BANDS, small_net().spatial, groups=1)
+    with pytest.raises(ConfigError, match="model.net.spatial.in_channels=7 differs"):
+        SpectralBlindSpotNet(8, small_net().spatial)
+    with pytest.raises(ConfigError, match="not a pixel-blind network"):
+        SpectralBlindSpotNet(3, UNet(3))
