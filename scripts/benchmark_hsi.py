@@ -149,17 +149,10 @@ def compose_train(overrides: list[str]):
 
 
 def noise_overrides(args) -> list[str]:
-    """The noise group and its amount; drops a ``sigma`` the experiment sets for a noise without one
-    (hsi_bsn sets noise.sigma for its hsi_gaussian; NonIIDGaussianNoise and the others take sigmas)."""
-    from omegaconf import OmegaConf
-
+    """The noise group and its amount."""
     overrides = [f"noise={args.noise}"]
     if args.sigma is not None:
         overrides.append(f"noise.sigma={args.sigma:g}")
-    composed = compose_train([f"experiment={args.experiment}", *overrides]).noise
-    own = OmegaConf.load(ROOT / "configs" / "noise" / f"{args.noise}.yaml")
-    if "sigma" in composed and "sigma" not in own:
-        overrides.append("~noise.sigma")
     return overrides
 
 

@@ -93,3 +93,10 @@ def test_hsi_experiment_ties_the_network_to_the_band_count():
     assert cfg.model.net.in_channels == 31 and cfg.model.val_protocol == "hsi" and cfg.model.data_scale == 1.0
     assert cfg.data._target_.endswith("HSIDataModule") and cfg.model.train_pd.factor in (1, 2)
     assert cfg.data.crop_size % cfg.model.train_pd.factor == 0
+
+
+@pytest.mark.parametrize("noise", ["hsi_gaussian", "hsi_noniid", "stripe", "deadline", "impulse", "mixture"])
+def test_hsi_experiment_takes_every_hyperspectral_noise(noise):
+    """The recipe sets no key of one noise type, so `experiment=hsi_bsn noise=<any>` builds."""
+    cfg = composed(["experiment=hsi_bsn", f"noise={noise}"])
+    assert callable(instantiate(cfg.noise))
