@@ -1,0 +1,232 @@
+"""Your own noisy hyperspectral cubes in one command: a blind-spot network trained on them, the cubes denoised.
+
+``python cubes.py input=my_cubes/`` checks every cube first (readable, one cube per file, finite,
+the same band count, the output writable and not over an input), measures each band's noise,
+then runs two steps under its run directory:
+
+1. ``train/``: ``python train.py experiment=hsi_cube data.files=[...] data.bands=<B>`` trains a
+   blind-spot network on the noisy cubes (real noise, no clean data) for the budget;
+2. ``denoised/`` (or ``output=``): every cube denoised whole and written as the same file
+   (:mod:`denoise.cli.cube_denoise`, also what ``predict.py`` runs for such a checkpoint).
+
+``cubes.json`` holds the checkpoint, the outputs, the times and each cube's per-band noise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from hydra import compose
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, ListConfig
+
+from denoise.cli.cube_denoise import CubeReading, denoise_cube_file, probe_single_cube
+from denoise.cli.device import choose_device
+from denoise.cli.photos import max_time
+from denoise.cli.train import train
+from denoise.data.formats.hsi_cube import SUFFIXES, CubeInfo, constant_bands, expand_files, read_cube
+from denoise.data.noise_level import band_sigmas
+from denoise.errors import ConfigError, DataError
+from denoise.lit import load_model
+
+log = logging.getLogger(__name__)
+COMMAND_KEYS = ("input", "output", "reference", "mat_key", "layout", "cubes", "experiment")
+
+
+@dataclass
+class CubeSurvey:
+    """What the command knows of a cube before training."""
+
+    info: CubeInfo
+    sigmas: np.ndarray  # per band, in the cube's own units
+    constant: list[int]
+
+
+@dataclass
+class CubesResult:
+    run_dir: Path
+    checkpoint: Path
+    output: Path
+    seconds: dict[str, float] = field(default_factory=dict)
+    cubes: list[dict] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def cube_files(source, setting: str = "input") -> list[Path]:
+    """A cube file, a folder of cubes, a glob, or a list of files and globs -> the files."""
+    if source is None or source == "" or (isinstance(source, (list, ListConfig)) and not source):
+        raise ConfigError(f"{setting} is not set: pass {setting}=<a cube file, a folder, or a list/glob of cubes>")
+    if isinstance(source, (list, ListConfig)):
+        return [path for item in source for path in cube_files(str(item), setting)]
+    path = Path(str(source)).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+        if not files:
+            raise ConfigError(f"{setting}={source}: no cubes ({', '.join(SUFFIXES)}) in this folder")
+        return files
+    if not any(ch in str(path) for ch in "*?[") and not path.is_file():
+        raise ConfigError(f"{setting}={source} does not exist; expected a cube file ({', '.join(SUFFIXES)}), "
+                          f"a folder of them, or a glob")
+    try:
+        return expand_files([str(path)], setting)
+    except DataError as error:
+        raise ConfigError(str(error).removeprefix("data.")) from error
+
+
+def matched_references(reference, files: list[Path]) -> list[Path] | None:
+    """The reference of every cube, by file name; None without ``reference``."""
+    if reference is None or reference == "":
+        return None
+    by_name = {path.name: path for path in cube_files(reference, "reference")}
+    missing = [path.name for path in files if path.name not in by_name]
+    if missing:
+        raise ConfigError(f"reference={reference}: no reference named {', '.join(missing)}; "
+                          f"references need the noisy cubes' file names")
+    return [by_name[path.name] for path in files]
+
+
+def output_targets(output: Path, files: list[Path]) -> list[Path]:
+    """``output/<name>`` for every cube, refused before any training if a target is an input,
+    two cubes share a name, or the folder cannot be written."""
+    targets = [output / path.name for path in files]
+    for path, target in zip(files, targets):
+        if target.resolve() == path.resolve():
+            raise ConfigError(f"output={output}: {target} would overwrite the input {path}; choose another folder")
+    names = [path.name for path in files]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ConfigError(f"input: two cubes named {twice[0]} would write the same output file; rename one")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=output, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise ConfigError(f"output={output}: not writable ({error.strerror or error}); choose another folder") from error
+    return targets
+
+
+def survey(files: list[Path], key: str | None, layout: str = "auto") -> list[CubeSurvey]:
+    """Read every cube once before training: one cube per file, finite, a common band count;
+    its per-band noise and its constant bands."""
+    surveys, counts = [], {}
+    for path in files:
+        info = probe_single_cube(path, key, layout)
+        counts.setdefault(info.bands, path)
+        if len(counts) > 1:
+            (bands, first), (other, _) = list(counts.items())[:2]
+            raise DataError(f"input: cubes differ in band count ({first.name} has {bands}, {path.name} has {other}); "
+                            f"denoise them in separate runs")
+        cube = read_cube(info)  # refuses NaN / Inf by file name
+        constant = constant_bands(cube)
+        if constant.all():
+            raise DataError(f"{path}: every band is constant; nothing to denoise")
+        surveys.append(CubeSurvey(info, band_sigmas(cube), [int(band) for band in np.flatnonzero(constant)]))
+        del cube
+    keys = {item.info.key for item in surveys}
+    if len(keys) > 1:
+        raise ConfigError(f"input: the .mat cubes are stored under different variables ({', '.join(sorted(map(str, keys)))}); "
+                          f"give them one name, or denoise them in separate runs")
+    return surveys
+
+
+def training_overrides(overrides: list[str]) -> list[str]:
+    """The command line's overrides that belong to train.py (not the command's own keys)."""
+    kept = []
+    for override in overrides:
+        key = override.lstrip("+~").split("=", 1)[0]
+        if key.startswith(("hydra.", "hydra/", "cubes.")) or key in COMMAND_KEYS:
+            continue
+        kept.append(override)
+    return kept
+
+
+def training_config(run_dir: Path, overrides: list[str], surveys: list[CubeSurvey], references: list[Path] | None,
+                    budget_minutes, layout: str = "auto") -> DictConfig:
+    extra = []
+    if budget_minutes is not None:
+        if isinstance(budget_minutes, bool) or not isinstance(budget_minutes, (int, float)) or budget_minutes <= 0:
+            raise ConfigError(f"cubes.budget_minutes={budget_minutes!r}: expected a number of minutes > 0, or null")
+        extra.append(f"trainer.max_time={max_time(60.0 * budget_minutes)}")
+    if references is None:  # nothing to validate against: no whole-cube passes during training
+        extra.append("++trainer.limit_val_batches=0")
+    cfg = compose("train", overrides=["experiment=hsi_cube", *overrides, *extra,
+                                      f"paths.output_dir={run_dir / 'train'}"])
+    first = surveys[0].info
+    cfg.data.files = [item.info.path for item in surveys]
+    cfg.data.reference_files = [str(path) for path in references] if references else None
+    cfg.data.bands = first.bands
+    cfg.data.key = first.key
+    cfg.data.layout = layout
+    cfg.data.band_range = None
+    cfg.data.holdout = 0.0
+    return cfg
+
+
+def cubes(cfg: DictConfig, overrides: list[str] | None = None) -> CubesResult:
+    """Check, train, denoise (see the module docstring) for the composed ``cubes.yaml`` config ``cfg``
+    and the command line's ``overrides`` (by default those of the running Hydra app)."""
+    run_dir = Path(cfg.paths.output_dir)
+    files = cube_files(cfg.get("input"))
+    references = matched_references(cfg.get("reference"), files)
+    output = Path(str(cfg.get("output") or run_dir / "denoised")).expanduser()
+    targets = output_targets(output, files)
+    if overrides is None:
+        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+    started = time.perf_counter()
+    layout = str(cfg.get("layout") or "auto")
+    surveys = survey(files, cfg.get("mat_key"), layout)
+    train_cfg = training_config(run_dir, training_overrides(overrides), surveys, references,
+                                cfg.cubes.get("budget_minutes"), layout)
+    result = CubesResult(run_dir, run_dir / "train" / "checkpoints" / "last.ckpt", output)
+    result.seconds["survey"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    result.metrics = train(train_cfg)
+    result.seconds["train"] = time.perf_counter() - started
+    if not result.checkpoint.is_file():
+        raise ConfigError(f"training wrote no {result.checkpoint}; keep a callbacks group that saves "
+                          f"checkpoints (callbacks=default)")
+
+    started = time.perf_counter()
+    model = load_model(result.checkpoint, choose_device(None))
+    reading = CubeReading.from_checkpoint(result.checkpoint)
+    for item, target in zip(surveys, targets):
+        outcome = denoise_cube_file(model, model.inference, Path(item.info.path), target, reading)
+        result.cubes.append(cube_record(item, outcome.target, outcome.seconds))
+    result.seconds["denoise"] = time.perf_counter() - started
+    (run_dir / "cubes.json").write_text(json.dumps(
+        {"checkpoint": str(result.checkpoint), "output": str(output), "seconds": result.seconds,
+         "metrics": result.metrics, "cubes": result.cubes}, indent=2))
+    _summary(result)
+    return result
+
+
+def cube_record(item: CubeSurvey, target: Path, seconds: float) -> dict:
+    info = item.info
+    return {"input": info.path, "output": str(target), "key": info.key, "bands": info.bands,
+            "height": info.height, "width": info.width, "seconds": round(seconds, 2),
+            "constant_bands": item.constant, "noise_sigma_per_band": [round(float(s), 4) for s in item.sigmas]}
+
+
+def _summary(result: CubesResult) -> None:
+    times = ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in result.seconds.items())
+    lines = [f"Cubes run directory: {result.run_dir} ({times})", f"Checkpoint: {result.checkpoint}"]
+    if "val/psnr" in result.metrics:
+        lines.append(f"Validation against the references: MPSNR {result.metrics.get('val/psnr_noisy', float('nan')):.2f} dB "
+                     f"-> {result.metrics['val/psnr']:.2f} dB, SAM {result.metrics.get('val/sam', float('nan')):.4f} rad")
+    for record in result.cubes:
+        sigmas = np.array([s for band, s in enumerate(record["noise_sigma_per_band"])
+                           if band not in record["constant_bands"]])
+        constant = f", {len(record['constant_bands'])} constant band(s) kept" if record["constant_bands"] else ""
+        lines.append(f"{Path(record['input']).name}: {record['height']}x{record['width']}x{record['bands']}, "
+                     f"noise sigma per band median {np.median(sigmas):.4g} (range {sigmas.min():.4g}-{sigmas.max():.4g}), "
+                     f"denoised in {record['seconds']:.1f} s{constant}")
+    lines.append(f"Denoised cubes: {result.output}")
+    log.info("\n".join(lines))
