@@ -15,6 +15,13 @@ Normalisation to [0, 1] (recorded in the run config as ``data.normalize``):
 ``minmax`` over the whole cube (ICVL), ``band_minmax`` per band, ``quantile`` per band between the
 2% and 98% quantiles then clipped (Washington DC Mall), ``scale`` (divide by ``data.scale`` and
 clip, e.g. 5000 for Jasper Ridge's nominal maximum), ``none`` (data already in [0, 1]).
+Constant bands (AVIRIS water-absorption bands are often all 0) stay out of the ``minmax`` span
+and get span 1 in the per-band methods: nothing is divided by zero.
+
+Writing back (``cubes.py``, ``predict.py`` with a hyperspectral checkpoint): :func:`read_stored`
+keeps the file's dtype and shape, :func:`bands_first` is a (bands, H, W) view of it,
+:func:`to_stored` the inverse, and :func:`write_cube` writes the result in the input's format
+through a temporary file and a rename.
 """
 
 from __future__ import annotations
