@@ -13,6 +13,7 @@ from denoise.cli.export import export, graph_settings, relative_difference
 from denoise.errors import ConfigError
 from denoise.lit import BlindSpotModule, DistillationModule
 from denoise.lit.importing import write_checkpoint
+from denoise.nets.base import Network
 from tests.conftest import compose_entry, compose_train, run_entry
 
 onnxruntime = pytest.importorskip("onnxruntime")
@@ -107,14 +108,35 @@ def test_a_blind_spot_checkpoint_is_refused_in_one_line(tmp_path):
     assert not (tmp_path / "m.onnx").exists()
 
 
+class BrightnessBranchNet(Network):
+    """A network whose computation depends on its input's values: no graph captures that."""
+
+    def __init__(self, in_channels: int = 3):
+        super().__init__(in_channels, 4)
+        self.conv = torch.nn.Conv2d(in_channels, in_channels, 3, padding=1)
+
+    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) if float(x.mean()) > 0.5 else x
+
+
+def test_a_network_that_cannot_be_exported_is_one_line_naming_it(tmp_path):
+    student = {"_target_": f"{__name__}.BrightnessBranchNet"}
+    module = DistillationModule(student=student, optimizer={"_target_": "torch.optim.AdamW"})
+    checkpoint = write_checkpoint(module, tmp_path / "branch.ckpt", imported_from={})
+    cfg = compose_export([f"ckpt_path={checkpoint}", f"output={tmp_path / 'm.onnx'}"], tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"its network BrightnessBranchNet cannot be exported") as error:
+        export(cfg)
+    assert "\n" not in str(error.value)
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
         ([], "ckpt_path is not set"),
         (["ckpt_path=missing.ckpt"], "ckpt_path=missing.ckpt does not exist"),
         (["format=tflite"], "format=tflite: expected one of onnx"),
-        (["output=null"], "output is not set"),
-        (["output=model.pt"], "output=model.pt: expected a file name ending in .onnx"),
+        (["ckpt_path=any.ckpt", "output=null"], "output is not set"),
+        (["ckpt_path=any.ckpt", "output=model.pt"], "output=model.pt: expected a file name ending in .onnx"),
     ],
 )
 def test_bad_settings_are_one_line_config_errors(overrides, message, tmp_path):

@@ -21,6 +21,8 @@ import json
 import logging
 import tempfile
 import time
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -36,6 +38,10 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("onnx",)
 EXPORTER_PACKAGES = ("onnx", "onnxscript")  # torch.onnx.export(dynamo=True) needs both
+# The ONNX packages log every optimisation pass at INFO, and torch's registry warns that the
+# optional torchvision operators are missing: noise in an entry point's output.
+EXPORTER_LOG_LEVELS = {"onnx_ir": logging.WARNING, "onnxscript": logging.WARNING,
+                       "torch.onnx._internal.exporter._registration": logging.ERROR}
 INPUT_NAME, OUTPUT_NAME = "noisy", "denoised"
 # Single-pass modules: their whole protocol is the network on the image (denoise.ops.single_pass_denoise).
 SINGLE_PASS_MODULES = (DistillationModule,)
@@ -67,13 +73,17 @@ class ImageGraph(torch.nn.Module):
 def export(cfg: DictConfig) -> dict:
     """Write ``cfg.output`` (the graph) and its sidecar; returns what was written and measured."""
     check_format(cfg.get("format"))
+    if not cfg.get("ckpt_path"):
+        raise ConfigError("ckpt_path is not set: pass ckpt_path=<a distillation student's checkpoint>, "
+                          "e.g. logs/photos/runs/<run>/student/checkpoints/last.ckpt")
     target = output_file(cfg.get("output"))
     model = load_model(cfg.get("ckpt_path"), "cpu")
     check_exportable(model, cfg.ckpt_path)
     graph = ImageGraph(model.net, model.data_scale).eval()
 
     started = time.perf_counter()
-    opset = write_onnx(graph, target, cfg.get("opset"), cfg.ckpt_path)
+    with quiet_exporter_logs():
+        opset = write_onnx(graph, target, cfg.get("opset"), cfg.ckpt_path)
     seconds = time.perf_counter() - started
     check = verify(model, target, float(cfg.get("tolerance", 1e-4)), cfg.ckpt_path) if cfg.get("verify") else None
 
@@ -85,7 +95,7 @@ def export(cfg: DictConfig) -> dict:
         f"Exported {cfg.ckpt_path} ({type(model.net).__name__}) to {target} "
         f"({target.stat().st_size / 1e6:.1f} MB, {seconds:.1f} s): float32 (N, {model.in_channels}, H, W) "
         f"in [0, 1], H, W >= {min_side(model.net)}; outside the graph (see {sidecar.name}): "
-        + "; ".join(f"{step['step']} ({step['how']})" for step in outside)
+        + ", ".join(step["step"] for step in outside)
         + (f"; onnxruntime matches PyTorch to {check['max_relative_difference']:.1e}" if check else "")
     )
     return {"output": str(target), "sidecar": str(sidecar), "seconds": seconds, "bytes": target.stat().st_size,
@@ -121,7 +131,8 @@ def output_file(output: str | None) -> Path:
 
 def check_exportable(model: DenoisingModule, ckpt_path: str) -> None:
     name = type(model.net).__name__
-    if isinstance(model, BlindSpotModule):
+    # ``blindness``: what a network declares it may not read (None: an ordinary network).
+    if isinstance(model, BlindSpotModule) or getattr(model.net, "blindness", None) is not None:
         raise ConfigError(
             f"ckpt_path={ckpt_path}: {name} is a blind-spot network whose protocol (PD + R3) runs outside "
             f"a single graph; export its distilled student (python train.py experiment=photos_distill ...)"
@@ -182,6 +193,22 @@ def write_onnx(graph: ImageGraph, target: Path, opset: int | None, ckpt_path: st
         ) from error
     onnx_program.save(str(target), external_data=False)  # one file to ship (the limit is 2 GB)
     return next(op.version for op in onnx_program.model_proto.opset_import if op.domain in ("", "ai.onnx"))
+
+
+@contextmanager
+def quiet_exporter_logs():
+    loggers = {logging.getLogger(name): level for name, level in EXPORTER_LOG_LEVELS.items()}
+    before = {logger: logger.level for logger in loggers}
+    for logger, level in loggers.items():
+        logger.setLevel(level)
+    try:
+        with warnings.catch_warnings():
+            # torch's own deprecation, raised inside its exporter (as in pyproject's filterwarnings).
+            warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
+            yield
+    finally:
+        for logger, level in before.items():
+            logger.setLevel(level)
 
 
 def first_line(error: BaseException) -> str:
