@@ -227,7 +227,7 @@ def test_bad_cubes_stop_before_training(tmp_path, case, error, message):
         write(folder / "b.mat", rad=np.zeros((40, 48, 12), np.uint16))
     with pytest.raises(error, match=message):
         run_command(tmp_path, f"input={folder}")
-    assert not (tmp_path / "run" / "train").exists() and not (tmp_path / "run" / "cubes.json").exists()
+    assert not (tmp_path / "run").exists()  # nothing written, not even the output folder
 
 
 def test_several_cube_variables_with_mat_key_is_fine_up_to_training(tmp_path, monkeypatch):

@@ -175,13 +175,13 @@ def cubes(cfg: DictConfig, overrides: list[str] | None = None) -> CubesResult:
     files = cube_files(cfg.get("input"))
     references = matched_references(cfg.get("reference"), files)
     output = Path(str(cfg.get("output") or run_dir / "denoised")).expanduser()
-    targets = output_targets(output, files)
     if overrides is None:
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
     started = time.perf_counter()
     layout = str(cfg.get("layout") or "auto")
     surveys = survey(files, cfg.get("mat_key"), layout)
+    targets = output_targets(output, files)  # creates the folder: after the cubes passed
     train_cfg = training_config(run_dir, training_overrides(overrides), surveys, references,
                                 cfg.cubes.get("budget_minutes"), layout)
     result = CubesResult(run_dir, run_dir / "train" / "checkpoints" / "last.ckpt", output)
