@@ -22,11 +22,15 @@ from denoise.data.checks import check_channels
 from denoise.data.datamodules.base import DenoisingDataModule
 from denoise.lit.checkpoint_format import mark_format, upgrade_checkpoint
 from denoise.lit.schedule import progress_scheduler, run_progress
-from denoise.metrics import gaussian_ssim, per_image_psnr, quantize_8bit
-from denoise.metrics.hsi import mpsnr, mssim, sam_radians
+from denoise.metrics.scoring import METRICS, batch_scores, scored_estimate
 from denoise.ops import InferenceSettings, Progress
 
 VAL_PROTOCOLS = ("srgb", "hsi")
+# What validation logs of each protocol's scores: log key -> metric (denoise.metrics.scoring).
+VAL_LOGS = {
+    "srgb": {"val/psnr": "psnr", "val/ssim": "ssim_gaussian"},
+    "hsi": {"val/psnr": "mpsnr", "val/mssim": "mssim", "val/sam": "sam_rad"},
+}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -47,13 +51,12 @@ class DenoisingModule(L.LightningModule):
         self.net = instantiate(network)
         self.data_scale = float(data_scale)
         self.val_protocol = val_protocol
-        if val_protocol == "srgb":
-            self.val_psnr, self.val_psnr_noisy = per_image_psnr(), per_image_psnr()
-        else:  # means of per-image MPSNR values
-            self.val_psnr, self.val_psnr_noisy = MeanMetric(), MeanMetric()
-        self.val_ssim = gaussian_ssim()
+        # Means over images of the per-image scores, as eval.py averages them (in float64).
+        self.val_scores = torch.nn.ModuleDict(
+            {name: MeanMetric().set_dtype(torch.float64) for name in METRICS[val_protocol]}
+        )
+        self.val_psnr_noisy = MeanMetric().set_dtype(torch.float64)
         self.val_psnr_best = MaxMetric()
-        self.val_extra = torch.nn.ModuleDict({name: MeanMetric() for name in ("mssim", "sam")})
         self.panel: tuple[torch.Tensor, ...] | None = None
 
     # --- what eval.py, predict.py and validation use ----------------------------------------------
@@ -114,34 +117,26 @@ class DenoisingModule(L.LightningModule):
         if "clean" not in batch:
             return
         clean = batch["clean"]
-        if self.val_protocol == "srgb":
-            denoised = quantize_8bit(denoised)
-            self.val_psnr_noisy.update(quantize_8bit(noisy), clean)
-            self.val_psnr.update(denoised, clean)
-            self.val_ssim.update(denoised, clean)
-        else:
-            denoised = denoised.clamp(0, 1)
-            self.val_psnr_noisy.update(mpsnr(noisy.clamp(0, 1), clean))
-            self.val_psnr.update(mpsnr(denoised, clean))
-            self.val_extra["mssim"].update(mssim(denoised, clean))
-            self.val_extra["sam"].update(sam_radians(denoised, clean))
+        # The scoring of eval.py (denoise.metrics.scoring), so val/* and results.json agree.
+        estimate = scored_estimate(self.val_protocol, denoised.float())
+        for name, values in batch_scores(self.val_protocol, estimate, clean).items():
+            self.val_scores[name].update(values)
+        psnr = METRICS[self.val_protocol][0]
+        self.val_psnr_noisy.update(batch_scores(self.val_protocol, noisy, clean)[psnr])
         if batch_idx == 0:
-            self.panel = (noisy[0].cpu(), denoised[0].cpu(), clean[0].cpu())
+            self.panel = (noisy[0].cpu(), estimate[0].cpu(), clean[0].cpu())
 
     def on_validation_epoch_end(self) -> None:
-        if self.val_psnr.update_count == 0:  # no clean references
+        if self.val_psnr_noisy.update_count == 0:  # no clean references
             return
-        psnr = self.val_psnr.compute()
-        self.val_psnr_best.update(psnr)
-        self.log("val/psnr", psnr, prog_bar=True, sync_dist=True)
+        logs = {key: self.val_scores[name].compute() for key, name in VAL_LOGS[self.val_protocol].items()}
+        self.val_psnr_best.update(logs["val/psnr"])
+        self.log("val/psnr", logs.pop("val/psnr"), prog_bar=True, sync_dist=True)
         self.log("val/psnr_noisy", self.val_psnr_noisy.compute(), sync_dist=True)
         self.log("val/psnr_best", self.val_psnr_best.compute(), sync_dist=True)
-        if self.val_protocol == "srgb":
-            self.log("val/ssim", self.val_ssim.compute(), sync_dist=True)
-        else:
-            self.log("val/mssim", self.val_extra["mssim"].compute(), sync_dist=True)
-            self.log("val/sam", self.val_extra["sam"].compute(), sync_dist=True)
-        for metric in (self.val_psnr, self.val_psnr_noisy, self.val_ssim, *self.val_extra.values()):
+        for key, value in logs.items():
+            self.log(key, value, sync_dist=True)
+        for metric in (*self.val_scores.values(), self.val_psnr_noisy):
             metric.reset()
 
     # --- optimisation --------------------------------------------------------------------------

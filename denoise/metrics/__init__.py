@@ -1,5 +1,5 @@
 """Quality metrics, each with its protocol written down."""
 
-from denoise.metrics.srgb import SRGB_PROTOCOL, gaussian_ssim, per_image_psnr, quantize_8bit
+from denoise.metrics.srgb import SRGB_PROTOCOL, quantize_8bit, srgb_metrics
 
-__all__ = ["SRGB_PROTOCOL", "gaussian_ssim", "per_image_psnr", "quantize_8bit"]
+__all__ = ["SRGB_PROTOCOL", "quantize_8bit", "srgb_metrics"]

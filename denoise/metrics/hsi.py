@@ -25,7 +25,8 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
+
+from denoise.metrics.ssim import GAUSSIAN_SIZE, UNIFORM_SIZE, channel_ssim
 
 HSI_PROTOCOL = (
     "MPSNR: mean per-band PSNR (peak 1); MSSIM: mean per-band SSIM (data_range 1, 7x7 uniform window as "
@@ -54,30 +55,12 @@ def mpsnr(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     return band_psnr(x, reference).mean(dim=1)
 
 
-def _window(size: int, gaussian: bool, dtype: torch.dtype) -> torch.Tensor:
-    if gaussian:
-        coords = torch.arange(size, dtype=dtype) - (size - 1) / 2
-        g = torch.exp(-(coords**2) / (2 * 1.5**2))
-        g = g / g.sum()
-        return torch.outer(g, g)[None, None]
-    return torch.full((1, 1, size, size), 1.0 / size**2, dtype=dtype)
-
-
 def band_ssim(x: torch.Tensor, reference: torch.Tensor, gaussian: bool = False) -> torch.Tensor:
     """Per-band SSIM (data_range 1), shape (B, C); see the module docstring for the variant."""
     x, reference = _pair(x, reference)
-    b, c, h, w = x.shape
-    size = min(11 if gaussian else 7, h - (1 - h % 2), w - (1 - w % 2))
-    window = _window(size, gaussian, x.dtype).to(x.device)
-    stack = torch.cat([x, reference, x * x, reference * reference, x * reference]).reshape(5 * b * c, 1, h, w)
-    mu_x, mu_y, xx, yy, xy = F.conv2d(stack, window).reshape(5, b, c, h - size + 1, w - size + 1)
-    n = size * size
-    covariance = n / (n - 1) if not gaussian and n > 1 else 1.0
-    var_x, var_y = covariance * (xx - mu_x**2), covariance * (yy - mu_y**2)
-    cov_xy = covariance * (xy - mu_x * mu_y)
-    c1, c2 = 0.01**2, 0.03**2
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return ssim_map.mean(dim=(2, 3))
+    h, w = x.shape[-2:]
+    size = min(GAUSSIAN_SIZE if gaussian else UNIFORM_SIZE, h - (1 - h % 2), w - (1 - w % 2))
+    return channel_ssim(x, reference, gaussian, sample_covariance=not gaussian, size=size)
 
 
 def mssim(x: torch.Tensor, reference: torch.Tensor, gaussian: bool = False) -> torch.Tensor:
@@ -107,13 +90,19 @@ def ergas(x: torch.Tensor, reference: torch.Tensor, eps: float = 1e-12) -> torch
     return 100.0 * torch.sqrt((mse / mean_sq).mean(dim=1))
 
 
+def hsi_metrics(estimate: torch.Tensor, reference: torch.Tensor) -> dict[str, torch.Tensor]:
+    """:data:`HSI_METRICS` of every (B, C, H, W) image against its reference, each shape (B,)
+    (``estimate`` clipped to [0, 1])."""
+    x = estimate.clamp(0, 1)
+    return {
+        "mpsnr": mpsnr(x, reference),
+        "mssim": mssim(x, reference),
+        "sam_rad": sam_radians(x, reference),
+        "sam_deg": sam_degrees(x, reference),
+        "ergas": ergas(x, reference),
+    }
+
+
 def hsi_image_metrics(estimate: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
     """:data:`HSI_METRICS` of one (C, H, W) image against its reference (``estimate`` clipped to [0, 1])."""
-    x, y = estimate[None].clamp(0, 1), reference[None]
-    return {
-        "mpsnr": mpsnr(x, y).item(),
-        "mssim": mssim(x, y).item(),
-        "sam_rad": sam_radians(x, y).item(),
-        "sam_deg": sam_degrees(x, y).item(),
-        "ergas": ergas(x, y).item(),
-    }
+    return {name: value.item() for name, value in hsi_metrics(estimate[None], reference[None]).items()}

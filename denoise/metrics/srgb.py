@@ -14,9 +14,10 @@ exactly scikit-image's ``structural_similarity`` on the (H, W, C) float64 arrays
   descendants (~0.87-0.89 on SIDD).
 
 On uint8 data with ``data_range=255`` both give the same values (up to float rounding).
-The torchmetrics objects below (``per_image_psnr``, ``gaussian_ssim``) serve validation during
-training; torchmetrics' SSIM averages over the image border too, so it differs from
-scikit-image's by ~1e-3: report the evaluation numbers.
+:func:`srgb_metrics` computes all three in torch (float64, :mod:`denoise.metrics.ssim`), for a
+batch on any device: validation and evaluation both score with it, so ``val/psnr`` and
+``results.json`` agree on the same images. ``psnr_hwc`` and ``ssim_hwc`` are the scikit-image
+computation itself, on numpy arrays: the reference the torch one is tested against.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from skimage.metrics import structural_similarity
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+from denoise.metrics.ssim import channel_ssim
 
 SRGB_PROTOCOL = (
     "8-bit rounding (floor(x*255+0.5)) and clipping; per-image PSNR (data range 1) averaged over images; "
@@ -46,12 +48,30 @@ def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
     return torch.floor(x.clamp(0, 1) * 255.0 + 0.5) / 255.0
 
 
-def per_image_psnr() -> PeakSignalNoiseRatio:
-    return PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3), reduction="elementwise_mean")
+def psnr(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """PSNR (data range 1) of every (B, C, H, W) image, shape (B,), in float64; 120 dB for identical images."""
+    mse = (x.double() - reference.double()).pow(2).mean(dim=(1, 2, 3))
+    return 10 * torch.log10(1.0 / mse.clamp(min=_MSE_FLOOR))
 
 
-def gaussian_ssim() -> StructuralSimilarityIndexMeasure:
-    return StructuralSimilarityIndexMeasure(data_range=1.0, gaussian_kernel=True, sigma=1.5, kernel_size=11)
+def ssim(x: torch.Tensor, reference: torch.Tensor, variant: str) -> torch.Tensor:
+    """SSIM in the named variant of every (B, C, H, W) image (mean over channels), shape (B,), in float64."""
+    if variant not in SSIM_VARIANTS:
+        raise ValueError(f"unknown SSIM variant {variant!r}; choose from {', '.join(SSIM_VARIANTS)}")
+    gaussian = SSIM_VARIANTS[variant].get("gaussian_weights", False)
+    return channel_ssim(x, reference, gaussian, sample_covariance=True).mean(dim=1)
+
+
+def srgb_metrics(estimate: torch.Tensor, reference: torch.Tensor, quantize: bool = True) -> dict[str, torch.Tensor]:
+    """:data:`SRGB_METRICS` of every (B, C, H, W) image against its reference, each shape (B,).
+
+    ``estimate`` is rounded to 8-bit levels in float64 (exactly k / 255) and clipped first
+    (``quantize=False``: used as it is); ``reference`` is used as it is.
+    """
+    x = quantize_8bit(estimate.double()) if quantize else estimate.double()
+    if x.shape != reference.shape:
+        raise ValueError(f"estimate {tuple(x.shape)} and reference {tuple(reference.shape)} differ in shape")
+    return {"psnr": psnr(x, reference), **{name: ssim(x, reference, name) for name in SSIM_VARIANTS}}
 
 
 def to_hwc(image: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -84,14 +104,14 @@ def ssim_hwc(x: np.ndarray, reference: np.ndarray, variant: str) -> float:
 def srgb_image_metrics(
     estimate: torch.Tensor | np.ndarray, reference: torch.Tensor | np.ndarray, quantize: bool = True
 ) -> dict[str, float]:
-    """``psnr``, ``ssim_gaussian``, ``ssim_uniform`` of one image against its reference.
+    """``psnr``, ``ssim_gaussian``, ``ssim_uniform`` of one (C, H, W) or (1, C, H, W) image against
+    its reference, by :func:`srgb_metrics`."""
+    x, y = (_one_image(image) for image in (estimate, reference))
+    return {name: value.item() for name, value in srgb_metrics(x, y, quantize).items()}
 
-    ``estimate`` is rounded to 8-bit levels and clipped first (``quantize=False`` when it
-    already is); ``reference`` is used as it is.
-    """
-    x, y = to_hwc(estimate), to_hwc(reference)
-    if quantize:  # in float64, so the levels are exactly k / 255
-        x = np.floor(np.clip(x, 0.0, 1.0) * 255.0 + 0.5) / 255.0
-    if x.shape != y.shape:
-        raise ValueError(f"estimate {x.shape} and reference {y.shape} differ in shape (H, W, C)")
-    return {"psnr": psnr_hwc(x, y), **{name: ssim_hwc(x, y, name) for name in SSIM_VARIANTS}}
+
+def _one_image(image: torch.Tensor | np.ndarray) -> torch.Tensor:
+    image = torch.as_tensor(image)
+    if image.ndim == 4 and image.shape[0] != 1:
+        raise ValueError(f"expected one image, got a batch of {image.shape[0]}")
+    return image.reshape(1, *image.shape[-3:])
