@@ -188,3 +188,34 @@ def test_real_jasper_ridge_cube():
     batch = next(iter(dm.val_dataloader()))
     assert batch["clean"].shape == (1, 198, 100, 20) and 0 <= float(batch["clean"].min())
     assert float(batch["clean"].max()) <= 1.0 and float(dm.train_set.images[0].max()) == 1.0  # 18 samples > 5000
+
+
+def test_reference_cubes_validate_real_noise_cubes_with_the_noisy_cubes_normalisation(tmp_path):
+    noisy = CUBE * 1000 + np.random.default_rng(1).normal(0, 20, CUBE.shape).astype(np.float32)
+    (tmp_path / "refs").mkdir()
+    np.save(tmp_path / "c.npy", as_chw(noisy))
+    np.save(tmp_path / "refs" / "c.npy", as_chw(CUBE * 1000))
+    dm = module([str(tmp_path / "c.npy")], noise=NoNoise(), normalize="band_minmax", holdout=0.25,
+                reference_files=[str(tmp_path / "refs" / "c.npy")])
+    dm.setup("fit")
+    assert dm.train_set.images[0].shape == (8, 40, 48)  # references validate: no pixel held out
+    batch = next(iter(dm.val_dataloader()))
+    flat = as_chw(noisy).reshape(8, -1)
+    low, span = flat.min(1)[:, None, None], (flat.max(1) - flat.min(1))[:, None, None]
+    np.testing.assert_allclose(batch["noisy"][0].numpy(), (as_chw(noisy) - low) / span, atol=1e-5)
+    np.testing.assert_allclose(batch["clean"][0].numpy(), (as_chw(CUBE * 1000) - low) / span, atol=1e-5)
+    assert dm.state_dict()["cube_reading"]["normalize"] == "band_minmax"
+    np.save(tmp_path / "refs" / "other.npy", as_chw(CUBE))
+    with pytest.raises(DataError, match=r"data.reference_files: no reference named c.npy"):
+        module([str(tmp_path / "c.npy")], noise=NoNoise(), reference_files=[str(tmp_path / "refs" / "other.npy")]).setup("fit")
+    with pytest.raises(ConfigError, match="data.reference_files: clean references of real-noise cubes need noise=none"):
+        module([str(tmp_path / "c.npy")], reference_files=[str(tmp_path / "refs" / "c.npy")])
+
+
+def test_constant_bands_are_left_out_of_the_global_span(tmp_path):
+    cube = as_chw(CUBE) * 1000 + 500
+    cube[2] = 0.0  # a zeroed water-absorption band
+    out = normalize(cube, "minmax")
+    varying = np.delete(out, 2, axis=0)
+    assert varying.min() == pytest.approx(0) and varying.max() == pytest.approx(1)
+    assert np.isfinite(out).all()
