@@ -20,6 +20,7 @@ from denoise.errors import ConfigError, DataError
 from denoise.lit.blind_spot import BlindSpotModule
 from denoise.ops import InferenceSettings
 from tests.conftest import compose_entry, compose_net, run_entry
+from tests.data_fixtures import write_mat_v73
 
 # 30 steps of the recipe's network on 32x32 crops: enough to beat strong synthetic noise, in seconds.
 FAST = ["cubes.budget_minutes=null", "trainer.max_steps=30", "trainer.val_check_interval=30", "data.crop_size=32",
@@ -130,7 +131,7 @@ def untrained_model():
 SETTINGS = InferenceSettings(pd_factor=1, r3_passes=0, tile_size=16, tile_overlap=4)  # several tiles
 
 
-@pytest.mark.parametrize("kind", ["npy_chw_float32", "tif_hwc_uint16", "mat_unfolded_y"])
+@pytest.mark.parametrize("kind", ["npy_chw_float32", "tif_hwc_uint16", "mat_unfolded_y", "mat_v73_float64"])
 def test_every_format_is_written_back_in_its_own_layout_and_dtype(tmp_path, untrained_model, kind):
     cube = noisy_copy(smooth_cube(36, 44, 6), 100)  # H x W x bands
     if kind == "npy_chw_float32":
@@ -139,6 +140,9 @@ def test_every_format_is_written_back_in_its_own_layout_and_dtype(tmp_path, untr
     elif kind == "tif_hwc_uint16":
         path, stored = tmp_path / "c.tif", cube
         tifffile.imwrite(path, stored, photometric="minisblack", planarconfig="contig")
+    elif kind == "mat_v73_float64":  # written back as MATLAB v5, same variable, dtype and axis order
+        path, stored = tmp_path / "c.mat", cube.astype(np.float64)
+        write_mat_v73(path, {"radiance": stored})
     else:  # unmixing layout: bands x pixels (column-major) with nRow / nCol
         path, stored = tmp_path / "c.mat", cube.transpose(2, 1, 0).reshape(6, -1)
         scipy.io.savemat(path, {"Y": stored, "nRow": np.array([[36]]), "nCol": np.array([[44]])})
@@ -148,7 +152,8 @@ def test_every_format_is_written_back_in_its_own_layout_and_dtype(tmp_path, untr
     assert (after.axis_order, after.bands, after.height, after.width) == (
         before.axis_order, before.bands, before.height, before.width)
     written = {"npy_chw_float32": lambda: np.load(target), "tif_hwc_uint16": lambda: tifffile.imread(target),
-               "mat_unfolded_y": lambda: scipy.io.loadmat(target)["Y"]}[kind]()
+               "mat_unfolded_y": lambda: scipy.io.loadmat(target)["Y"],
+               "mat_v73_float64": lambda: scipy.io.loadmat(target)["radiance"]}[kind]()
     assert written.shape == stored.shape and written.dtype == stored.dtype
     assert not np.array_equal(written, stored)
     assert sorted(p.name for p in target.parent.iterdir()) == [path.name]  # no temporary left

@@ -18,7 +18,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -152,9 +152,8 @@ def predict_cubes(
     """``predict.py`` for a hyperspectral checkpoint: every cube of ``files`` denoised into ``output``
     (mirroring their place under ``base``); a bad cube is reported by name and skipped."""
     started = time.perf_counter()
-    reading = CubeReading.from_checkpoint(cfg.ckpt_path)
-    if cfg.get("mat_key"):
-        reading = CubeReading(**{**reading.__dict__, "key": cfg.mat_key})
+    # The variable: mat_key, else each file's only cube (not the training files' name: other files, other names)
+    reading = replace(CubeReading.from_checkpoint(cfg.ckpt_path), key=cfg.get("mat_key"))
     written, failed = [], {}
     for path in files:
         relative = path.relative_to(base)
