@@ -16,6 +16,7 @@ from denoise.cli.config_rules import check_train_config
 from denoise.data.datamodules.base import TrainingDataModule
 from denoise.errors import ConfigError
 from denoise.lit.callbacks import FinalValidation, LastCheckpoint, ValidationPanels
+from denoise.lit.checkpointing import last_checkpoint_path
 from denoise.lit.loggers import finish_loggers
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
     if ckpt_path is None or str(ckpt_path) in ("", "null", "None"):
         return None
     if str(ckpt_path) == "last":
-        path = run_dir / "checkpoints" / "last.ckpt"
+        path = last_checkpoint_path(run_dir)
         if not path.is_file():
             raise ConfigError(
                 f"ckpt_path=last: no checkpoint at {path}; to resume a previous run, give its directory, "
@@ -92,7 +93,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         except SIGTERMException:
             status = "interrupted"
-            last = run_dir / "checkpoints" / "last.ckpt"
+            last = last_checkpoint_path(run_dir)
             log.warning(f"Stopped by SIGTERM at step {trainer.global_step}; resume with "
                         f"hydra.run.dir={run_dir} ckpt_path=last (checkpoint {last})")
             raise SystemExit(143)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from pathlib import Path
@@ -16,6 +15,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from PIL import Image
 
 from denoise.lit.base import DenoisingModule
+from denoise.lit.checkpointing import last_checkpoint_in
 from denoise.lit.panels import panel_image
 
 
@@ -76,7 +76,7 @@ class LastCheckpoint(L.Callback):
     """
 
     def __init__(self, dirpath: str):
-        self.path = os.path.join(dirpath, "last.ckpt")
+        self.path = str(last_checkpoint_in(dirpath))
         self._saved_step = -1
 
     def save(self, trainer: L.Trainer) -> None:
@@ -134,14 +134,20 @@ class Preemption(L.Callback):
                 signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
         self._previous = {}
 
-    def _last_path(self, trainer: L.Trainer) -> str | None:
+    @staticmethod
+    def last_path(trainer: L.Trainer) -> str | None:
+        """The run's ``last.ckpt``: the one ``LastCheckpoint`` keeps, else the one beside the
+        best checkpoints; None when the run writes no checkpoints."""
+        for callback in trainer.callbacks:
+            if isinstance(callback, LastCheckpoint):
+                return callback.path
         checkpoint = trainer.checkpoint_callback
         if checkpoint is None or checkpoint.dirpath is None:
             return None
-        return os.path.join(checkpoint.dirpath, checkpoint.CHECKPOINT_NAME_LAST + checkpoint.FILE_EXTENSION)
+        return str(last_checkpoint_in(checkpoint.dirpath))
 
     def save(self, trainer: L.Trainer, reason: str) -> None:
-        path = self._last_path(trainer)
+        path = self.last_path(trainer)
         if path is None or self.saved_path == path and trainer.global_step == self._saved_step:
             return
         trainer.save_checkpoint(path, weights_only=False)

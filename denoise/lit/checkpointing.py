@@ -5,6 +5,9 @@ temporary file under the system temp dir and then ``shutil.move``s it: when that
 another file system (common: /tmp on tmpfs, runs on NFS / Lustre) the move is a copy and a kill
 during it leaves a truncated ``last.ckpt``. Here the bytes go to a temporary file next to the
 target and ``os.replace`` swaps it in: atomic on POSIX, so ``last.ckpt`` is always whole.
+
+Where a run keeps them: ``<run dir>/checkpoints/``, the newest weights as ``last.ckpt`` there
+(:func:`last_checkpoint_path`), the file ``ckpt_path=last`` resumes from.
 """
 
 from __future__ import annotations
@@ -17,6 +20,19 @@ from typing import Any
 import torch
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+CHECKPOINT_DIR = "checkpoints"  # under a run directory (configs/callbacks: ${paths.output_dir}/checkpoints)
+LAST_CHECKPOINT = "last.ckpt"
+
+
+def last_checkpoint_in(checkpoint_dir: str | Path) -> Path:
+    """The newest weights' file in a directory of checkpoints."""
+    return Path(checkpoint_dir) / LAST_CHECKPOINT
+
+
+def last_checkpoint_path(run_dir: str | Path) -> Path:
+    """``<run_dir>/checkpoints/last.ckpt``: where a training run keeps its newest weights."""
+    return last_checkpoint_in(Path(run_dir) / CHECKPOINT_DIR)
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
