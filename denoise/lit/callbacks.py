@@ -173,12 +173,20 @@ class Preemption(L.Callback):
         # Lightning stops a validation that a SIGTERM interrupts: save the training weights then.
         if isinstance(exception, SIGTERMException) and trainer.state.fn == "fit":
             if self._validating:
-                _swap_back_averaged_weights(trainer, pl_module)
+                end_interrupted_validation(trainer, pl_module)
                 self._validating = False
             self.save(trainer, "received SIGTERM")
 
 
-def _swap_back_averaged_weights(trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+def end_interrupted_validation(trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    """End, for the weight-averaging callbacks, a validation that an exception stopped.
+
+    ``WeightAveraging`` (EMA) swaps the averaged weights into the model when a validation epoch
+    starts and swaps them back out when it ends; Lightning skips that end when SIGTERM stops the
+    validation, so the model would hold the averaged weights where the training weights belong.
+    Its public ``on_validation_epoch_end`` hook does the swap back (and nothing when it holds no
+    average): ``tests/test_ema.py`` checks that contract against the installed Lightning.
+    """
     for callback in trainer.callbacks:
-        if isinstance(callback, WeightAveraging) and callback._average_model is not None:
-            callback._swap_models(pl_module)
+        if isinstance(callback, WeightAveraging):
+            callback.on_validation_epoch_end(trainer, pl_module)
