@@ -132,7 +132,7 @@ def output_file(output: str | None) -> Path:
 def check_exportable(model: DenoisingModule, ckpt_path: str) -> None:
     name = type(model.net).__name__
     # ``blindness``: what a network declares it may not read (None: an ordinary network).
-    if isinstance(model, BlindSpotModule) or getattr(model.net, "blindness", None) is not None:
+    if isinstance(model, BlindSpotModule) or (isinstance(model.net, Network) and model.net.blindness is not None):
         raise ConfigError(
             f"ckpt_path={ckpt_path}: {name} is a blind-spot network whose protocol (PD + R3) runs outside "
             f"a single graph; export its distilled student (python train.py experiment=photos_distill ...)"
