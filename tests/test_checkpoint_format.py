@@ -6,8 +6,9 @@ import torch
 from omegaconf import OmegaConf
 
 from denoise.lit import BlindSpotModule, load_model
-from denoise.lit.checkpoint_format import CHECKPOINT_FORMAT, FORMAT_KEY
+from denoise.lit.checkpoint_format import CHECKPOINT_FORMAT, FORMAT_KEY, RELATIVE_TABLE_NAMES
 from denoise.lit.importing import write_checkpoint
+from denoise.nn.window_attention import MaskedWindowAttention
 from tests.conftest import compose_train
 
 
@@ -64,3 +65,9 @@ def test_a_checkpoint_naming_the_channel_count_in_ch_loads_and_computes_the_same
     assert loaded.net.in_channels == 3 and "in_ch" not in loaded.hparams.net
     with torch.no_grad():
         assert torch.equal(loaded.net(x), expected)
+
+
+def test_the_upgrade_converts_the_tables_masked_window_attention_holds():
+    """The upgrade finds the tables by parameter name: a renamed parameter must fail here."""
+    parameters = {name for name, _ in MaskedWindowAttention(dim=8).named_parameters()}
+    assert set(RELATIVE_TABLE_NAMES) <= parameters

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import torch
 
-from denoise.nn.window_attention import RELATIVE_TABLE_NAMES, relative_table_from_unscaled_convention
-
 CHECKPOINT_FORMAT = 2
 FORMAT_KEY = "denoise_format"
 # Where a checkpoint holds network weights: the model's (averaged, with EMA) and EMA's raw ones.
 WEIGHT_ENTRIES = ("state_dict", "current_model_state")
+# M-WSA's relative-position tables (denoise.nn.window_attention.MaskedWindowAttention's parameters).
+RELATIVE_TABLE_NAMES = ("rel_height", "rel_width")
 # Network config keys renamed since: earlier name -> name now.
 RENAMED_NETWORK_KEYS = {"in_ch": "in_channels"}
 
@@ -54,3 +54,12 @@ def _converted_tables(weights: dict) -> dict[str, torch.Tensor]:
         for name, value in weights.items()
         if name.rsplit(".", 1)[-1] in RELATIVE_TABLE_NAMES
     }
+
+
+def relative_table_from_unscaled_convention(table: torch.Tensor) -> torch.Tensor:
+    """A table saved under the earlier convention (row ``offset + 11``, unscaled q) in today's.
+
+    Today's logit ``(q * d**-0.5) . new[offset + 13]`` equals the earlier ``q . old[offset + 11]``
+    when ``new = roll(old, 2) * d**0.5``; the two rows that wrap around are unused in both.
+    """
+    return torch.roll(table, 2, dims=0) * table.shape[-1] ** 0.5

@@ -16,7 +16,8 @@ query i and key j (indices in the 8-wide query and 12-wide key windows) reads ro
 ``j - i + 11`` of each (2 * 12 - 1)-row table, that is row ``offset + halo + 11`` for the
 full-resolution offset ``(j - halo) - i``, and it multiplies q scaled by ``head_dim ** -0.5``
 (the same scaled q as the content logits). Tables start as ``randn * head_dim ** -0.5``, as in
-HaloNet and the official code.
+HaloNet and the official code. Checkpoints saved under an earlier convention are converted when
+they load (:mod:`denoise.lit.checkpoint_format`).
 """
 
 from __future__ import annotations
@@ -162,15 +163,3 @@ class MaskedWindowAttention(nn.Module):
             out, "(b m y x) (wy wx) d -> b (y wy) (x wx) (m d)", b=batch, m=self.heads, y=h // win, wy=win
         )
         return self.project_out(layout_like(out.permute(0, 3, 1, 2), x))
-
-
-RELATIVE_TABLE_NAMES = ("rel_height", "rel_width")
-
-
-def relative_table_from_unscaled_convention(table: torch.Tensor) -> torch.Tensor:
-    """A table saved under the earlier convention (row ``offset + 11``, unscaled q) in today's.
-
-    Today's logit ``(q * d**-0.5) . new[offset + 13]`` equals the earlier ``q . old[offset + 11]``
-    when ``new = roll(old, 2) * d**0.5``; the two rows that wrap around are unused in both.
-    """
-    return torch.roll(table, 2, dims=0) * table.shape[-1] ** 0.5
