@@ -10,7 +10,8 @@ Two layouts exist in the literature:
 Sizes that are not multiples of f are reflect-padded and cropped back by :func:`pd_up`.
 Note on exactness: when padding is needed, a reflected copy of a border pixel can land in its
 own sub-image, so the last rows/columns of such an image see their own noisy value. Training
-crops are multiples of f and never hit this.
+crops are multiples of f and never hit this; inference pads first with :func:`pad_for_pd`,
+whose copies always land in another sub-image.
 """
 
 from __future__ import annotations
@@ -61,3 +62,28 @@ def pd_up(
 def first_sub_image(y: torch.Tensor, factor: int) -> torch.Tensor:
     """From a ``batch``-layout PD output keep only sub-image 0 of each image (TBSN training)."""
     return rearrange(y, "(b p) c h w -> b p c h w", p=factor * factor)[:, 0]
+
+
+def pad_for_pd(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Pad bottom/right to a multiple of ``factor`` with copies that change sub-image.
+
+    Padded row ``H - 1 + j`` copies row ``H - j`` (a mirror including the edge), whose distance
+    ``2j - 1`` is not a multiple of ``factor`` (always so for factor 2), else row ``H - j - 1``.
+    Plain reflection (distance 2j) puts a copy of a pixel into its own sub-image next to it,
+    where a blind-spot network would read the pixel's own noise. Too small images: zeros.
+    """
+    height, width = x.shape[-2:]
+    pad_h, pad_w = (-height) % factor, (-width) % factor
+    if pad_h == 0 and pad_w == 0:
+        return x
+    if height < pad_h + 2 or width < pad_w + 2:
+        return F.pad(x, (0, pad_w, 0, pad_h))
+
+    def sources(length: int, pad: int) -> list[int]:
+        return [length - j if (2 * j - 1) % factor else length - j - 1 for j in range(1, pad + 1)]
+
+    if pad_h:
+        x = torch.cat([x, x[..., sources(height, pad_h), :]], dim=-2)
+    if pad_w:
+        x = torch.cat([x, x[..., :, sources(width, pad_w)]], dim=-1)
+    return x

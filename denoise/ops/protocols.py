@@ -12,7 +12,7 @@ Settings that match neither are ``custom``. ``describe_protocol`` is what ``eval
 
 from __future__ import annotations
 
-from denoise.ops.inference import InferenceSettings
+from denoise.ops.settings import InferenceSettings
 
 PROTOCOLS: dict[str, dict[str, object]] = {
     "tbsn": {"pd_factor": 2, "pd_layout": "batch", "pd_pad": 0, "r3_passes": 8, "r3_p": 0.16, "r3_pad": 0},
