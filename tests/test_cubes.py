@@ -12,7 +12,7 @@ import tifffile
 import torch
 from omegaconf import OmegaConf
 
-from denoise.cli.cube_denoise import CubeReading, denoise_cube_file
+from denoise.cli.cube_denoise import CubeReading, blend_with_noisy, denoise_cube_file
 from denoise.cli.cubes import cubes, training_overrides
 from denoise.cli.predict import predict
 from denoise.data.formats.hsi_cube import normalization, probe_cube, write_cube
@@ -77,8 +77,11 @@ def test_run_records_noise_times_checkpoint_and_reference_metrics(synthetic_run)
     np.testing.assert_allclose(sigmas, SIGMA, rtol=0.15)  # in the cube's units
     assert summary["metrics"]["val/psnr"] > summary["metrics"]["val/psnr_noisy"]  # MPSNR against the reference
     assert "val/sam" in summary["metrics"]
+    scores = record["reference"]  # the written cube, blend and rounding included
+    assert scores["mpsnr"] > scores["mpsnr_noisy"] + 1 and scores["sam"] < scores["sam_noisy"]
+    assert len(record["noisy_share_per_band"]) == 12 and all(0 <= g < 0.8 for g in record["noisy_share_per_band"])
     log = result.stdout + result.stderr
-    assert "noise sigma per band median" in log and "Denoised cubes:" in log
+    assert "noise sigma per band median" in log and "Denoised cubes:" in log and "against its reference" in log
 
 
 def test_predict_on_a_cube_uses_the_cube_writer(synthetic_run, tmp_path):
@@ -167,6 +170,21 @@ def test_band_range_of_a_checkpoint_denoises_those_bands_and_keeps_the_others(tm
     out = scipy.io.loadmat(tmp_path / "o" / "c.mat")["rad"]
     np.testing.assert_array_equal(out[..., [0, 1, 8]], cube[..., [0, 1, 8]])
     assert not np.array_equal(out[..., 2:8], cube[..., 2:8])
+
+
+def test_blend_gives_back_the_share_of_the_residual_that_is_signal():
+    """Independent network error e and noise n: the blend's error is below both, with the gain
+    E[e^2] / (E[e^2] + sigma^2) per band."""
+    rng = np.random.default_rng(0)
+    clean = rng.uniform(1000, 2000, (3, 64, 64)).astype(np.float32)
+    sigmas = np.array([10.0, 40.0, 80.0])
+    noisy = clean + rng.standard_normal(clean.shape).astype(np.float32) * sigmas[:, None, None].astype(np.float32)
+    network = clean + rng.standard_normal(clean.shape).astype(np.float32) * 40  # its own error, independent
+    blended = network.copy()
+    gains = blend_with_noisy(blended, noisy, sigmas)
+    np.testing.assert_allclose(gains, 40**2 / (40**2 + sigmas**2), atol=0.03)
+    mse = lambda x: ((x - clean) ** 2).mean(axis=(1, 2))
+    assert (mse(blended) < np.minimum(mse(network), mse(noisy))).all()
 
 
 def test_constant_bands_stay_out_of_the_min_max_span():

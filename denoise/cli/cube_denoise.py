@@ -37,8 +37,10 @@ from denoise.data.formats.hsi_cube import (
     to_stored,
     write_cube,
 )
+from denoise.data.noise_level import band_sigmas
 from denoise.errors import DataError
 from denoise.lit import DenoisingModule
+from denoise.lit.blind_spot import BlindSpotModule
 from denoise.ops import InferenceSettings
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,7 @@ class CubeOutcome:
     seconds: float
     bands: int
     constant_bands: list[int]
+    noisy_share: np.ndarray | None = None  # per denoised band: the blend's gain towards the noisy cube
 
 
 def probe_single_cube(path: str | Path, key: str | None, layout: str = "auto", setting: str = "mat_key") -> CubeInfo:
@@ -94,9 +97,13 @@ def probe_single_cube(path: str | Path, key: str | None, layout: str = "auto", s
 
 def denoise_cube_file(
     model: DenoisingModule, settings: InferenceSettings, path: Path, target: Path, reading: CubeReading,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, blend: bool = True,
 ) -> CubeOutcome:
-    """Denoise the cube ``path`` into ``target`` (see the module docstring); DataError in one line."""
+    """Denoise the cube ``path`` into ``target`` (see the module docstring); DataError in one line.
+
+    ``blend``: give each band back the share of its residual that the noise level says is signal
+    (:func:`blend_with_noisy`); only for a blind-spot protocol without R3, where it holds.
+    """
     started = time.perf_counter()
     if target.resolve() == path.resolve():
         raise DataError(f"{path}: the output would overwrite the input; choose another output folder")
@@ -112,6 +119,8 @@ def denoise_cube_file(
     constant = constant_bands(cube[start:stop])
 
     normalised = np.array(cube[start:stop], dtype=np.float32)  # the one float copy of the input
+    blend = blend and isinstance(model, BlindSpotModule) and settings.r3_passes == 0
+    sigmas = band_sigmas(normalised) if blend else None  # in the cube's units
     low, span, clip = normalization(normalised, reading.normalize, reading.quantiles, reading.scale, str(path))
     low, span = low.reshape(-1, 1, 1), span.reshape(-1, 1, 1)
     normalised -= low
@@ -124,13 +133,33 @@ def denoise_cube_file(
     denoised = denoised.float().cpu().numpy()
     denoised *= span
     denoised += low
+    gains = blend_with_noisy(denoised, cube[start:stop], sigmas) if blend else None
     put_bands(cube, denoised, start, constant)
     del denoised
     shares = np.shares_memory(cube, stored)
     target.parent.mkdir(parents=True, exist_ok=True)
     write_cube(target, info, stored if shares else to_stored(info, cube, stored.shape))
     return CubeOutcome(path, target, time.perf_counter() - started, info.bands,
-                       [start + int(band) for band in np.flatnonzero(constant)])
+                       [start + int(band) for band in np.flatnonzero(constant)], gains)
+
+
+def blend_with_noisy(denoised: np.ndarray, noisy: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+    """``denoised += gain * (noisy - denoised)`` per band, in place; returns the gains.
+
+    A blind-spot output at a pixel does not depend on that pixel's noise, so its error ``e`` and
+    the noise ``n`` are independent: the residual's power is ``E[e^2] + sigma^2``, and
+    ``gain = E[e^2] / (E[e^2] + sigma^2) = 1 - sigma^2 / power`` minimises the blend's error,
+    which is then below both the network's and the noise's. Where the network interpolates
+    worse than the noise is (mild noise, a short training, fine texture) the band stays close
+    to the noisy one; where the noise dominates it stays the network's.
+    """
+    gains = np.zeros(len(denoised))
+    for band, (estimate, observed, sigma) in enumerate(zip(denoised, noisy, sigmas)):
+        residual = observed.astype(np.float32) - estimate
+        power = float(np.mean(residual.astype(np.float64) ** 2))
+        gains[band] = min(max(1.0 - float(sigma) ** 2 / power, 0.0), 1.0) if power > 0 else 0.0
+        estimate += np.float32(gains[band]) * residual
+    return gains
 
 
 def put_bands(cube: np.ndarray, denoised: np.ndarray, start: int, constant: np.ndarray) -> None:

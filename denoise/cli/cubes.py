@@ -22,18 +22,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig
 
-from denoise.cli.cube_denoise import CubeReading, denoise_cube_file, probe_single_cube
+from denoise.cli.cube_denoise import CubeOutcome, CubeReading, denoise_cube_file, probe_single_cube
 from denoise.cli.device import choose_device
 from denoise.cli.photos import max_time
 from denoise.cli.train import train
-from denoise.data.formats.hsi_cube import SUFFIXES, CubeInfo, constant_bands, expand_files, read_cube
+from denoise.data.formats.hsi_cube import (
+    SUFFIXES,
+    CubeInfo,
+    apply_normalization,
+    constant_bands,
+    expand_files,
+    normalization,
+    read_cube,
+)
 from denoise.data.noise_level import band_sigmas
 from denoise.errors import ConfigError, DataError
 from denoise.lit import load_model
+from denoise.metrics.hsi import mpsnr, sam_radians
 
 log = logging.getLogger(__name__)
 COMMAND_KEYS = ("input", "output", "reference", "mat_key", "layout", "cubes", "experiment")
@@ -197,9 +207,13 @@ def cubes(cfg: DictConfig, overrides: list[str] | None = None) -> CubesResult:
     started = time.perf_counter()
     model = load_model(result.checkpoint, choose_device(None))
     reading = CubeReading.from_checkpoint(result.checkpoint)
-    for item, target in zip(surveys, targets):
-        outcome = denoise_cube_file(model, model.inference, Path(item.info.path), target, reading)
-        result.cubes.append(cube_record(item, outcome.target, outcome.seconds))
+    blend = bool(cfg.cubes.get("blend", True))
+    for index, (item, target) in enumerate(zip(surveys, targets)):
+        outcome = denoise_cube_file(model, model.inference, Path(item.info.path), target, reading, blend=blend)
+        record = cube_record(item, outcome)
+        if references:
+            record["reference"] = reference_scores(item.info, target, references[index], reading)
+        result.cubes.append(record)
     result.seconds["denoise"] = time.perf_counter() - started
     (run_dir / "cubes.json").write_text(json.dumps(
         {"checkpoint": str(result.checkpoint), "output": str(output), "seconds": result.seconds,
@@ -208,18 +222,43 @@ def cubes(cfg: DictConfig, overrides: list[str] | None = None) -> CubesResult:
     return result
 
 
-def cube_record(item: CubeSurvey, target: Path, seconds: float) -> dict:
+def cube_record(item: CubeSurvey, outcome: CubeOutcome) -> dict:
     info = item.info
-    return {"input": info.path, "output": str(target), "key": info.key, "bands": info.bands,
-            "height": info.height, "width": info.width, "seconds": round(seconds, 2),
-            "constant_bands": item.constant, "noise_sigma_per_band": [round(float(s), 4) for s in item.sigmas]}
+    shares = outcome.noisy_share
+    return {"input": info.path, "output": str(outcome.target), "key": info.key, "bands": info.bands,
+            "height": info.height, "width": info.width, "seconds": round(outcome.seconds, 2),
+            "constant_bands": item.constant, "noise_sigma_per_band": [round(float(s), 4) for s in item.sigmas],
+            "noisy_share_per_band": None if shares is None else [round(float(g), 4) for g in shares]}
+
+
+def reference_scores(info: CubeInfo, output: Path, reference: Path, reading: CubeReading) -> dict:
+    """MPSNR (dB) and SAM (radians) of the noisy and the written cube against the reference, all
+    three normalised by the noisy cube's parameters (as validation does), on the written file:
+    what the user gets, blend and rounding included."""
+    noisy = read_cube(info)
+    params = normalization(noisy, reading.normalize, reading.quantiles, reading.scale, info.path)
+    clean = as_tensor(read_cube(probe_single_cube(reference, info.key, reading.layout, "mat_key")), params)
+    noisy = as_tensor(noisy, params)
+    denoised = as_tensor(read_cube(probe_single_cube(output, info.key, reading.layout)), params)
+    return {"mpsnr_noisy": float(mpsnr(noisy, clean)), "mpsnr": float(mpsnr(denoised, clean)),
+            "sam_noisy": float(sam_radians(noisy, clean)), "sam": float(sam_radians(denoised, clean))}
+
+
+def as_tensor(cube: np.ndarray, params) -> torch.Tensor:
+    return torch.from_numpy(apply_normalization(cube, params))[None].clamp_(0, 1)
 
 
 def _summary(result: CubesResult) -> None:
     times = ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in result.seconds.items())
     lines = [f"Cubes run directory: {result.run_dir} ({times})", f"Checkpoint: {result.checkpoint}"]
+    for record in result.cubes:
+        if "reference" in record:
+            scores = record["reference"]
+            lines.append(f"{Path(record['input']).name} against its reference (the written cube): MPSNR "
+                         f"{scores['mpsnr_noisy']:.2f} -> {scores['mpsnr']:.2f} dB, SAM {scores['sam_noisy']:.4f} -> "
+                         f"{scores['sam']:.4f} rad")
     if "val/psnr" in result.metrics:
-        lines.append(f"Validation against the references: MPSNR {result.metrics.get('val/psnr_noisy', float('nan')):.2f} dB "
+        lines.append(f"Validation during training (network alone): MPSNR {result.metrics.get('val/psnr_noisy', float('nan')):.2f} dB "
                      f"-> {result.metrics['val/psnr']:.2f} dB, SAM {result.metrics.get('val/sam', float('nan')):.4f} rad")
     for record in result.cubes:
         sigmas = np.array([s for band, s in enumerate(record["noise_sigma_per_band"])
