@@ -3,8 +3,9 @@
 The cube is read once in its own dtype and layout. The bands the network takes are normalised
 as in training (``CubeReading``: the parameters come from the noisy cube itself, as the
 datamodule computes them), denoised with the checkpoint's inference protocol (tiled over space,
-every band in each tile), mapped back to the cube's own units, rounded and clipped for integer
-dtypes, and written into the stored array, which goes to disk in the input's format, variable,
+every band in each tile), mapped back to the cube's own units, blended per band with the noisy
+band by the band's measured noise level (:func:`blend_with_noisy`), rounded and clipped for
+integer dtypes, and written into the stored array, which goes to disk in the input's format, variable,
 dtype and axis order. Constant bands (zeroed water-absorption bands) and bands outside the
 checkpoint's ``data.band_range`` are written back unchanged.
 

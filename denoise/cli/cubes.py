@@ -6,7 +6,8 @@ then runs two steps under its run directory:
 
 1. ``train/``: ``python train.py experiment=hsi_cube data.files=[...] data.bands=<B>`` trains a
    blind-spot network on the noisy cubes (real noise, no clean data) for the budget;
-2. ``denoised/`` (or ``output=``): every cube denoised whole and written as the same file
+2. ``denoised/`` (or ``output=``): every cube denoised whole, blended per band with the noisy
+   cube by its noise level (``cubes.blend``), and written as the same file
    (:mod:`denoise.cli.cube_denoise`, also what ``predict.py`` runs for such a checkpoint).
 
 ``cubes.json`` holds the checkpoint, the outputs, the times and each cube's per-band noise.
