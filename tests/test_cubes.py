@@ -228,7 +228,7 @@ def write(path: Path, **arrays) -> Path:
 
 @pytest.mark.parametrize("case, error, message", [
     ("bands", DataError, r"cubes differ in band count \(a.mat has 12, b.mat has 8\)"),
-    ("nan", DataError, r"b.npy: 1 NaN or Inf values"),
+    ("nan", DataError, r"b.npy: 1 NaN or Inf values; fix the file or leave it out of input"),
     ("2d", DataError, r"b.mat: rad is 2-D \(40x48\); expected a cube H x W x bands"),
     ("several", DataError, r"b.mat: several cube variables \(gt 40x48x12, input 40x48x12\); set mat_key="),
     ("constant", DataError, r"b.mat: every band is constant"),

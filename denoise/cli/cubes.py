@@ -32,14 +32,17 @@ from denoise.cli.cube_denoise import CubeOutcome, CubeReading, denoise_cube_file
 from denoise.cli.device import choose_device
 from denoise.cli.photos import max_time
 from denoise.cli.train import train
+from denoise.data.checks import check_finite
 from denoise.data.formats.hsi_cube import (
     SUFFIXES,
     CubeInfo,
     apply_normalization,
+    bands_first,
     constant_bands,
     expand_files,
     normalization,
     read_cube,
+    read_stored,
 )
 from denoise.data.noise_level import band_sigmas
 from denoise.errors import ConfigError, DataError
@@ -133,7 +136,8 @@ def survey(files: list[Path], key: str | None, layout: str = "auto") -> list[Cub
             (bands, first), (other, _) = list(counts.items())[:2]
             raise DataError(f"input: cubes differ in band count ({first.name} has {bands}, {path.name} has {other}); "
                             f"denoise them in separate runs")
-        cube = read_cube(info)  # refuses NaN / Inf by file name
+        cube = np.ascontiguousarray(bands_first(info, read_stored(info)), dtype=np.float32)
+        check_finite(cube, str(path), "fix the file or leave it out of input")
         constant = constant_bands(cube)
         if constant.all():
             raise DataError(f"{path}: every band is constant; nothing to denoise")
