@@ -161,13 +161,18 @@ def training_overrides(overrides: list[str]) -> list[str]:
     return kept
 
 
+def budget_overrides(budget_minutes) -> list[str]:
+    """``trainer.max_time`` of the budget (none for null: the recipe's own length)."""
+    if budget_minutes is None:
+        return []
+    if isinstance(budget_minutes, bool) or not isinstance(budget_minutes, (int, float)) or budget_minutes <= 0:
+        raise ConfigError(f"cubes.budget_minutes={budget_minutes!r}: expected a number of minutes > 0, or null")
+    return [f"trainer.max_time={max_time(60.0 * budget_minutes)}"]
+
+
 def training_config(run_dir: Path, overrides: list[str], surveys: list[CubeSurvey], references: list[Path] | None,
-                    budget_minutes, layout: str = "auto") -> DictConfig:
+                    layout: str = "auto") -> DictConfig:
     extra = []
-    if budget_minutes is not None:
-        if isinstance(budget_minutes, bool) or not isinstance(budget_minutes, (int, float)) or budget_minutes <= 0:
-            raise ConfigError(f"cubes.budget_minutes={budget_minutes!r}: expected a number of minutes > 0, or null")
-        extra.append(f"trainer.max_time={max_time(60.0 * budget_minutes)}")
     if references is None:  # nothing to validate against: no whole-cube passes during training
         extra.append("++trainer.limit_val_batches=0")
     cfg = compose("train", overrides=["experiment=hsi_cube", *overrides, *extra,
@@ -187,6 +192,7 @@ def cubes(cfg: DictConfig, overrides: list[str] | None = None) -> CubesResult:
     """Check, train, denoise (see the module docstring) for the composed ``cubes.yaml`` config ``cfg``
     and the command line's ``overrides`` (by default those of the running Hydra app)."""
     run_dir = Path(cfg.paths.output_dir)
+    budget = budget_overrides(cfg.cubes.get("budget_minutes"))
     files = cube_files(cfg.get("input"))
     references = matched_references(cfg.get("reference"), files)
     output = Path(str(cfg.get("output") or run_dir / "denoised")).expanduser()
@@ -197,8 +203,7 @@ def cubes(cfg: DictConfig, overrides: list[str] | None = None) -> CubesResult:
     layout = str(cfg.get("layout") or "auto")
     surveys = survey(files, cfg.get("mat_key"), layout)
     targets = output_targets(output, files)  # creates the folder: after the cubes passed
-    train_cfg = training_config(run_dir, training_overrides(overrides), surveys, references,
-                                cfg.cubes.get("budget_minutes"), layout)
+    train_cfg = training_config(run_dir, [*training_overrides(overrides), *budget], surveys, references, layout)
     result = CubesResult(run_dir, run_dir / "train" / "checkpoints" / "last.ckpt", output)
     result.seconds["survey"] = time.perf_counter() - started
 
