@@ -82,6 +82,9 @@ def test_every_experiment_runs_a_few_steps_or_asks_for_its_data(experiment, teac
     if experiment.startswith("hsi"):
         cube = _tiny_cube(tmp_path / "cube.mat")
         overrides += [f"data.files=[{cube}]", "data.bands=8", "data.crop_size=32", "data.batch_size=2"]
+        if experiment == "hsi_cube":  # real noise: references of the same name validate
+            (tmp_path / "refs").mkdir()
+            overrides.append(f"data.reference_files=[{_tiny_cube(tmp_path / 'refs' / 'cube.mat')}]")
     if experiment.startswith("photos"):  # a folder of the user's photos, with references to validate
         folder = _tiny_photos(tmp_path / "photos")
         overrides += [f"data.noisy_dir={folder}/noisy", f"data.clean_dir={folder}/gt", "data.crop_size=40",
