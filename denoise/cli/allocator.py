@@ -5,8 +5,7 @@ are freed, up to 32 MiB) straight from the kernel and gives them back on free, a
 the top of its heap beyond the trim threshold. A network's activation maps are blocks of tens of
 MB made and freed thousands of times per image, so each one is faulted in and zero-filled by
 the kernel page by page, again and again. Raising both thresholds keeps that memory in the
-process: the SIDD block protocol of the paper TBSN (2 threads, AMD EPYC) took 20.7 s against
-24.1 s with glibc's defaults. PyTorch's CPU performance guide reaches the same with jemalloc or
+process (what it saves is measured in docs/performance.md). PyTorch's CPU performance guide reaches the same with jemalloc or
 tcmalloc, or with these glibc settings as ``MALLOC_*`` environment variables: a process started
 with any of those keeps them untouched.
 """

@@ -171,12 +171,10 @@ class TBSNBody(nn.Module):
     ``out_channels`` is 2*dim with concat skips (level 1 keeps the concatenation) and dim with
     MDAF skips (the fusion returns one map of the skip's width).
 
-    The phase form runs on channels-last maps, where oneDNN's convolutions are fastest (2-core
-    AMD EPYC, (4, 96, 128, 128): 3x3 conv 23 vs 46 ms, depthwise 22 vs 64 ms), and CPU inference
-    runs the body on the fewest batch entries that are independent of each other: one phase
-    sub-image, or the s*s phases of one image when G-CSA's Gram spans them (``gcsa_mode=global``).
-    Small working sets stay in cache: one 256x256 pass took 2.24 s in 4 calls of one entry
-    against 2.73 s in one call of 4, and a batch of 2 images 1.37x the time per image of one.
+    The phase form runs on channels-last maps, where oneDNN's convolutions are fastest, and CPU
+    inference runs the body on the fewest batch entries that are independent of each other: one
+    phase sub-image, or the s*s phases of one image when G-CSA's Gram spans them
+    (``gcsa_mode=global``). Small working sets stay in cache (measured in docs/performance.md).
     """
 
     def __init__(self, options: TBSNOptions):

@@ -2,16 +2,14 @@
 
 On CPU, oneDNN runs a 1x1 convolution on an NCHW map several times slower than the same product
 written as a matrix multiplication, and ``x.var(dim=1)`` over the channels of an NCHW map is a
-slow strided reduction. Measured on a 2-core Xeon, (4, 96, 128, 128) input, forward: 1x1 conv
-96 -> 96 35 ms vs 7.5 ms as a matmul; the channel variance of LayerNorm2d 44 ms vs 9 ms in two
-passes. :func:`use_fast_layers` swaps these layers in place for subclasses that compute the same
+slow strided reduction (measured in docs/performance.md). :func:`use_fast_layers` swaps these layers in place for subclasses that compute the same
 function faster; parameter names, shapes and state dicts do not change, so checkpoints move
 freely between the reference layers and these. The phase-split networks use them; the literal
 forms keep the reference layers, as the official code runs them.
 
 Layout: on a channels-last map oneDNN's own 1x1 convolution is a plain GEMM and the fastest
-kernel of all (2-core AMD EPYC, (4, 96, 128, 128), 96 -> 288: 27 ms channels-last vs 42 ms as a
-batched matmul on NCHW, whose MKL GEMM runs at half oneDNN's rate there), so the pointwise twin
+kernel of all (faster than a batched matmul on NCHW, whose MKL GEMM runs at about half oneDNN's
+rate on AMD CPUs), so the pointwise twin
 keeps the input's layout and picks the kernel for it. :func:`channels_last` is the one place a
 network moves its maps to that layout.
 """
@@ -113,11 +111,10 @@ class FastLayerNorm2d(LayerNorm2d):
     """:class:`LayerNorm2d` with the channel variance as the mean of squared deviations.
 
     Two plain reductions (mean, then mean of squares of the centred map) instead of the strided
-    Welford reduction of ``var`` (over the channels of (4, 96, 64, 64): ``torch.var_mean`` 5.4-5.6
-    ms in either layout, the two passes 0.33 ms channels-last and 0.63 ms NCHW); centring first keeps the numerics of the reference (no
+    Welford reduction of ``var``, an order of magnitude slower in either layout; centring first keeps
+    the numerics of the reference (no
     ``E[x^2] - E[x]^2`` cancellation when features have a large mean). The bias-free norm of
-    TBSN has a closed-form backward (forward and backward of (4, 96, 64, 64) channels-last:
-    2.9 ms against 9.0 ms through autograd); with a bias, a channels-last map goes through
+    TBSN has a closed-form backward (about three times faster than autograd's); with a bias, a channels-last map goes through
     ``F.layer_norm`` over its contiguous channels, the same function.
     """
 

@@ -130,11 +130,9 @@ class MaskedWindowAttention(nn.Module):
     def key_windows(self, t: torch.Tensor) -> torch.Tensor:
         """(b, m*d, H, W) -> (b*m*y*x, d, ky*kx): the zero-padded key window of every query window.
 
-        Without gradients, as strided views of the padded map: one copy, the fastest forward
-        (level-1 M-WSA of the paper TBSN on (4, 96, 64, 64): 7.4 ms against 11.8 ms with
-        ``F.unfold``). With gradients, or inside ``torch.compile``, with ``F.unfold``: its
-        backward (a col2im) is faster than the views' (26.6 against 28.8 ms forward and
-        backward), and torch 2.13's inductor on CPU corrupts the heap in the views' backward.
+        Without gradients, as strided views of the padded map: one copy, a faster forward than
+        ``F.unfold``'s. With gradients, or inside ``torch.compile``, with ``F.unfold``: its
+        backward (a col2im) is faster than the views', and torch 2.13's inductor on CPU corrupts the heap in the views' backward.
         """
         win, key_win, halo = self.window, self.key_window, self.halo
         if torch.is_grad_enabled() or torch.compiler.is_compiling():
