@@ -30,7 +30,7 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
-# Paper TBSN, literal (reference) vs phase (fast) form on this machine; see README "Performance".
+# Paper TBSN, literal (reference) vs phase (fast) form on this machine; see docs/performance.md.
 benchmark: setup
 	$(BIN)/python scripts/benchmark.py --compare "tbsn form=literal" "tbsn" --measure train,forward
 

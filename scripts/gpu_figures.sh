@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU rows of the README's performance section, in one run:
+# The GPU rows of docs/performance.md, in one run:
 #
 #   bash scripts/gpu_figures.sh [results-folder]      # default: gpu_figures/
 #
