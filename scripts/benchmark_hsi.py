@@ -244,11 +244,12 @@ def run_recipe(args, setup: list[str], minutes: float, run_dir: Path) -> dict:
     No step limit (the experiment's max_steps would end a long budget early); the user's overrides
     come last, so a ``trainer.max_steps`` among them still wins."""
     from denoise.cli.photos import max_time
+    from denoise.lit.checkpointing import last_checkpoint_path
 
     command = [sys.executable, "train.py", *setup, "trainer.max_steps=-1", f"++trainer.max_time={max_time(60 * minutes)}",
                *args.overrides, f"hydra.run.dir={run_dir.resolve()}"]
     seconds = run_logged(command, args.threads, run_dir / "train_stdout.log", args.timeout, "the recipe")
-    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    checkpoint = last_checkpoint_path(run_dir)
     return {"minutes": minutes, "run_dir": str(run_dir), "checkpoint": str(checkpoint), "train_seconds": seconds,
             "steps": checkpoint_step(checkpoint), "logged_val_mpsnr": logged_metric(run_dir, "val/psnr")}
 

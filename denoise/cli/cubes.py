@@ -47,6 +47,7 @@ from denoise.data.formats.hsi_cube import (
 from denoise.data.noise_level import band_sigmas
 from denoise.errors import ConfigError, DataError
 from denoise.lit import load_model
+from denoise.lit.checkpointing import last_checkpoint_path
 from denoise.metrics.hsi import mpsnr, sam_radians
 
 log = logging.getLogger(__name__)
@@ -204,7 +205,7 @@ def cubes(cfg: DictConfig, overrides: list[str] | None = None) -> CubesResult:
     surveys = survey(files, cfg.get("mat_key"), layout)
     targets = output_targets(output, files)  # creates the folder: after the cubes passed
     train_cfg = training_config(run_dir, [*training_overrides(overrides), *budget], surveys, references, layout)
-    result = CubesResult(run_dir, run_dir / "train" / "checkpoints" / "last.ckpt", output)
+    result = CubesResult(run_dir, last_checkpoint_path(run_dir / "train"), output)
     result.seconds["survey"] = time.perf_counter() - started
 
     started = time.perf_counter()

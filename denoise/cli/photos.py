@@ -34,6 +34,7 @@ from denoise.cli.train import train
 from denoise.data.formats.image_files import probe_image
 from denoise.errors import ConfigError, DataError
 from denoise.lit import progress
+from denoise.lit.checkpointing import last_checkpoint_path
 from denoise.lit.progress import clock
 
 log = logging.getLogger(__name__)
@@ -171,8 +172,8 @@ def photos(cfg: DictConfig, overrides: list[str] | None = None) -> PhotosResult:
     if overrides is None:
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     shared, teacher_only = split_overrides(overrides)
-    result = PhotosResult(run_dir, run_dir / "teacher" / "checkpoints" / "last.ckpt",
-                          run_dir / "student" / "checkpoints" / "last.ckpt", None)
+    result = PhotosResult(run_dir, last_checkpoint_path(run_dir / "teacher"),
+                          last_checkpoint_path(run_dir / "student"), None)
     noisy_dir = cfg.data.get("noisy_dir")
     files = photo_files(noisy_dir)
     output = checked_output(noisy_dir, files, settings.get("output") or run_dir / "denoised")
