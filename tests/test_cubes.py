@@ -265,10 +265,10 @@ def test_several_cube_variables_with_mat_key_is_fine_up_to_training(tmp_path, mo
 
 def test_bad_outputs_and_settings_stop_before_training(tmp_path):
     cube = write(tmp_path / "in" / "a.mat", rad=noisy_copy(smooth_cube()))
-    with pytest.raises(ConfigError, match=r"would overwrite the input .*a.mat; choose another folder"):
+    with pytest.raises(ConfigError, match=r"would overwrite the input files a.mat; choose another output folder"):
         run_command(tmp_path, f"input={cube}", f"output={tmp_path / 'in'}")
     (tmp_path / "file").write_text("x")
-    with pytest.raises(ConfigError, match=r"output=.*file/out: not writable"):
+    with pytest.raises(ConfigError, match=r"output=.*file/out: cannot write there"):
         run_command(tmp_path, f"input={cube}", f"output={tmp_path / 'file' / 'out'}")
     with pytest.raises(ConfigError, match="input is not set"):
         run_command(tmp_path)
@@ -286,3 +286,10 @@ def test_command_keys_stay_out_of_the_training_stage():
     assert training_overrides(["input=x", "output=y", "reference=z", "mat_key=k", "layout=hwc", "cubes.budget_minutes=1",
                                "experiment=hsi_cube", "hydra.run.dir=r", "trainer.max_steps=5", "model/net=dbsn_small",
                                "data.crop_size=16"]) == ["trainer.max_steps=5", "model/net=dbsn_small", "data.crop_size=16"]
+
+
+def test_two_cubes_of_one_name_from_two_folders_stop_before_training(tmp_path):
+    first = write(tmp_path / "x" / "a.mat", rad=noisy_copy(smooth_cube()))
+    second = write(tmp_path / "y" / "a.mat", rad=noisy_copy(smooth_cube()))
+    with pytest.raises(ConfigError, match="would be written to one file"):
+        run_command(tmp_path, f"input=[{first},{second}]", f"output={tmp_path / 'out'}")

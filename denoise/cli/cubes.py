@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from omegaconf import DictConfig, ListConfig
 
 from denoise.cli.cube_denoise import CubeOutcome, CubeReading, denoise_cube_file, probe_single_cube
 from denoise.cli.device import choose_device
+from denoise.cli.outputs import check_targets
 from denoise.cli.photos import max_time
 from denoise.cli.train import train
 from denoise.data.checks import check_finite
@@ -107,23 +107,10 @@ def matched_references(reference, files: list[Path]) -> list[Path] | None:
 
 
 def output_targets(output: Path, files: list[Path]) -> list[Path]:
-    """``output/<name>`` for every cube, refused before any training if a target is an input,
-    two cubes share a name, or the folder cannot be written."""
-    targets = [output / path.name for path in files]
-    for path, target in zip(files, targets):
-        if target.resolve() == path.resolve():
-            raise ConfigError(f"output={output}: {target} would overwrite the input {path}; choose another folder")
-    names = [path.name for path in files]
-    twice = sorted({name for name in names if names.count(name) > 1})
-    if twice:
-        raise ConfigError(f"input: two cubes named {twice[0]} would write the same output file; rename one")
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=output, prefix=".write-test-"):
-            pass
-    except OSError as error:
-        raise ConfigError(f"output={output}: not writable ({error.strerror or error}); choose another folder") from error
-    return targets
+    """``output/<name>`` for every cube, checked before any training (:func:`check_targets`)."""
+    targets = {path: output / path.name for path in files}
+    check_targets(targets, output, "output", str(output))
+    return list(targets.values())
 
 
 def survey(files: list[Path], key: str | None, layout: str = "auto") -> list[CubeSurvey]:

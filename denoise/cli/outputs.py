@@ -1,7 +1,9 @@
 """Where each denoised file goes, decided and checked before any training or denoising.
 
 ``predict.py`` writes ``<output>/<the file's path relative to the input folder>``, and ``photos.py``
-writes through it. Both plan the outputs first with :func:`plan_outputs`: a run whose results
+writes through it. Both plan the outputs first with :func:`plan_outputs`; ``cubes.py``, whose
+inputs may come from several folders, writes ``<output>/<name>`` and runs the same
+:func:`check_targets`: a run whose results
 cannot be written stops in one line before it spends minutes training or denoising, instead of
 skipping every file at the end.
 """
@@ -26,11 +28,18 @@ def plan_outputs(base: Path, files: list[Path], output: str | None, recursive: b
     folder = output_folder(output, key)
     check_no_feedback(base, folder, recursive, key, output)
     targets = {path: folder / path.relative_to(base) for path in files}
+    check_targets(targets, folder, key, output, base)
+    return targets
+
+
+def check_targets(targets: dict[Path, Path], folder: Path, key: str, output: str, base: Path | None = None) -> None:
+    """The checks every planned {input: output} mapping passes before any work: no output over an
+    input, one output per input, no folder in the way, and ``folder`` created and writable.
+    ``base``: the input folder, to name inputs relative to it in errors."""
     check_inputs_kept(targets, key, output)
     check_unique(targets, base, key, output)
     check_no_folder_in_the_way(targets, key, output)
     check_writable(folder, key, output)
-    return targets
 
 
 def output_folder(output: str | None, key: str = "output") -> Path:
@@ -72,7 +81,7 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def check_unique(targets: dict[Path, Path], base: Path, key: str, output: str) -> None:
+def check_unique(targets: dict[Path, Path], base: Path | None, key: str, output: str) -> None:
     """One output per input. Names are compared without case: on a case-insensitive file system
     (macOS, Windows, most USB drives) ``a.png`` and ``a.PNG`` are one file, and the second output
     would silently replace the first."""
@@ -80,10 +89,10 @@ def check_unique(targets: dict[Path, Path], base: Path, key: str, output: str) -
     for path, target in targets.items():
         name = str(target).casefold()
         if name in seen:
-            first, second = seen[name].relative_to(base), path.relative_to(base)
+            first, second = (p.relative_to(base) if base else p for p in (seen[name], path))
             raise ConfigError(
-                f"{key}={output}: {first} and {second} would be written to one file (names differ only in "
-                f"case); rename one of them"
+                f"{key}={output}: {first} and {second} would be written to one file (their names differ "
+                f"at most in case); rename one of them"
             )
         seen[name] = path
 
