@@ -30,7 +30,7 @@ from omegaconf import DictConfig, ListConfig
 from denoise.cli.cube_denoise import CubeOutcome, CubeReading, denoise_cube_file, probe_single_cube
 from denoise.cli.device import choose_device
 from denoise.cli.outputs import check_targets
-from denoise.cli.photos import max_time
+from denoise.cli.photos import budget_seconds, max_time
 from denoise.cli.train import train
 from denoise.data.checks import check_finite
 from denoise.data.formats.hsi_cube import (
@@ -151,11 +151,8 @@ def training_overrides(overrides: list[str]) -> list[str]:
 
 def budget_overrides(budget_minutes) -> list[str]:
     """``trainer.max_time`` of the budget (none for null: the recipe's own length)."""
-    if budget_minutes is None:
-        return []
-    if isinstance(budget_minutes, bool) or not isinstance(budget_minutes, (int, float)) or budget_minutes <= 0:
-        raise ConfigError(f"cubes.budget_minutes={budget_minutes!r}: expected a number of minutes > 0, or null")
-    return [f"trainer.max_time={max_time(60.0 * budget_minutes)}"]
+    seconds = budget_seconds(budget_minutes, "cubes.budget_minutes")
+    return [] if seconds is None else [f"trainer.max_time={max_time(seconds)}"]
 
 
 def training_config(run_dir: Path, overrides: list[str], surveys: list[CubeSurvey], references: list[Path] | None,

@@ -64,15 +64,22 @@ def max_time(seconds: float) -> str:
     return f"{days:02d}:{hours:02d}:{minutes:02d}:{secs:02d}"
 
 
+def budget_seconds(budget_minutes: float | None, key: str) -> float | None:
+    """A training budget in seconds, checked (None: the recipe's own length); ``key`` names it in errors."""
+    if budget_minutes is None:
+        return None
+    if isinstance(budget_minutes, bool) or not isinstance(budget_minutes, (int, float)) or budget_minutes <= 0:
+        raise ConfigError(f"{key}={budget_minutes!r}: expected a number of minutes > 0, or null")
+    return 60.0 * budget_minutes
+
+
 def stage_budgets(budget_minutes: float | None, teacher_share: float) -> dict[str, str | None]:
     """The teacher's and the student's ``trainer.max_time`` (None: as in their experiment configs)."""
-    if budget_minutes is None:
+    seconds = budget_seconds(budget_minutes, "photos.budget_minutes")
+    if seconds is None:
         return {"teacher": None, "student": None}
-    if isinstance(budget_minutes, bool) or not isinstance(budget_minutes, (int, float)) or budget_minutes <= 0:
-        raise ConfigError(f"photos.budget_minutes={budget_minutes!r}: expected a number of minutes > 0, or null")
     if isinstance(teacher_share, bool) or not isinstance(teacher_share, (int, float)) or not 0 < teacher_share < 1:
         raise ConfigError(f"photos.teacher_share={teacher_share!r}: expected a fraction in (0, 1)")
-    seconds = 60.0 * budget_minutes
     return {"teacher": max_time(teacher_share * seconds), "student": max_time((1 - teacher_share) * seconds)}
 
 
