@@ -105,9 +105,7 @@ def denoise_cube_file(
     ``blend``: give each band back the share of its residual that the noise level says is signal
     (:func:`blend_with_noisy`); only for a blind-spot protocol without R3, where it holds.
     """
-    started = time.perf_counter()
-    if target.resolve() == path.resolve():
-        raise DataError(f"{path}: the output would overwrite the input; choose another output folder")
+    started = time.perf_counter()  # ``target`` was checked with the other outputs before any work
     info = probe_single_cube(path, reading.key, reading.layout)
     start, stop = reading.band_range or (0, info.bands)
     if stop > info.bands or stop - start != model.in_channels:
@@ -177,23 +175,24 @@ def put_bands(cube: np.ndarray, denoised: np.ndarray, start: int, constant: np.n
 
 
 def predict_cubes(
-    cfg: DictConfig, model: DenoisingModule, settings: InferenceSettings, base: Path, files: list[Path], output: Path
+    cfg: DictConfig, model: DenoisingModule, settings: InferenceSettings, base: Path, targets: dict[Path, Path],
+    output: Path,
 ) -> dict:
-    """``predict.py`` for a hyperspectral checkpoint: every cube of ``files`` denoised into ``output``
-    (mirroring their place under ``base``); a bad cube is reported by name and skipped."""
+    """``predict.py`` for a hyperspectral checkpoint: every cube of ``targets`` (input -> output, planned
+    and checked by ``predict.py``) denoised; a bad cube is reported by name and skipped."""
     started = time.perf_counter()
     # The variable: mat_key, else each file's only cube (not the training files' name: other files, other names)
     reading = replace(CubeReading.from_checkpoint(cfg.ckpt_path), key=cfg.get("mat_key"))
     written, failed = [], {}
-    for path in files:
+    for path, target in targets.items():
         relative = path.relative_to(base)
         try:
-            outcome = denoise_cube_file(model, settings, path, output / relative, reading)
+            outcome = denoise_cube_file(model, settings, path, target, reading)
             written.append(str(outcome.target))
             log.info(f"{relative}: {outcome.seconds:.1f} s")
         except DataError as error:
             failed[str(relative)] = str(error)
             print(f"skipped {relative}: {error}", file=sys.stderr)
-    summary = f"Denoised {len(written)} of {len(files)} cube(s) into {output} in {time.perf_counter() - started:.1f} s"
+    summary = f"Denoised {len(written)} of {len(targets)} cube(s) into {output} in {time.perf_counter() - started:.1f} s"
     log.info(summary + (f"; {len(failed)} failed: {', '.join(failed)}" if failed else ""))
     return {"written": written, "failed": failed, "output": str(output)}

@@ -69,7 +69,7 @@ def predict(cfg: DictConfig) -> dict:
     settings = model.inference.overridden(OmegaConf.to_container(cfg.inference, resolve=True))
     if model.val_protocol == "hsi":  # cubes: bands as the network saw them, written back as the cube was
         from denoise.cli.cube_denoise import predict_cubes
-        return predict_cubes(cfg, model, settings, base, files, output)
+        return predict_cubes(cfg, model, settings, base, targets, output)
     log.info(f"Denoising {len(files)} file(s) from {cfg.input} into {output} on {device} ({protocol_summary(settings)})")
 
     written, failed = [], {}
