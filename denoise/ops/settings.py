@@ -13,7 +13,9 @@ from dataclasses import dataclass, fields, replace
 from denoise.errors import ConfigError
 from denoise.ops.pd import LAYOUTS
 
-PRECISIONS = ("32", "bf16")
+# auto: bf16 where the device runs it natively, else 32, decided where the protocol runs
+# (denoise/ops/precision.py): a checkpoint saved with auto picks again on every machine.
+PRECISIONS = ("32", "bf16", "auto")
 # none; pass: x8 around every network pass; protocol: x8 around the whole PD + R3 protocol.
 ENSEMBLES = ("none", "pass", "protocol")
 
@@ -30,7 +32,7 @@ class InferenceSettings:
     ensemble: str = "none"  # x8 flips / rotations: none, around every network pass, or the whole protocol
     tile_size: int | None = 512  # pixels per tile side (full-resolution passes); None or 0: whole image
     tile_overlap: int = 64  # overlap of neighbouring tiles; exact for receptive fields <= overlap // 4
-    precision: str = "32"  # "32" or "bf16" (autocast)
+    precision: str = "32"  # "32", "bf16" (autocast) or "auto"
     restore_detail: bool = False  # give back local means and texture after the protocol (ops/detail.py)
 
     def __post_init__(self):
@@ -58,7 +60,7 @@ class InferenceSettings:
         elif self.tile_size and _is_int(self.tile_overlap) and 2 * self.tile_overlap > self.tile_size:
             problems.append(f"tile_overlap={self.tile_overlap} (at most half of tile_size={self.tile_size})")
         if self.precision not in PRECISIONS:
-            problems.append(f"precision={self.precision!r} (expected 32 or bf16)")
+            problems.append(f"precision={self.precision!r} (expected 32, bf16 or auto)")
         if not isinstance(self.restore_detail, bool):
             problems.append(f"restore_detail={self.restore_detail!r} (expected true or false)")
         if problems:
