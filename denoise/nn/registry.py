@@ -142,3 +142,7 @@ def _gdfn(spec: BlockSpec) -> nn.Module:
 @register_block("msfn")
 def _msfn(spec: BlockSpec) -> nn.Module:
     return MultiScaleFeedForward(spec.dim, spec.ffn_expansion, spec.scaled_dilations)
+
+
+# Blocks in files of their own register themselves (@register_block) when imported, hence last.
+import denoise.nn.simplified_channel_attention  # noqa: F401
