@@ -1,8 +1,10 @@
 """The inference settings: their one definition, defaults and checks.
 
-``InferenceSettings`` is what every module's ``denoise`` runs with (configs list the keys only so
-that a command line can set them); checkpoints save it, and the names of earlier checkpoints
-(``self_ensemble``) are mapped here, where the settings are read (:func:`legacy_keys_mapped`).
+``InferenceSettings`` is what every module's ``denoise`` runs with. The configs take their keys and
+defaults from it (the ``inference`` group's ``default`` and ``checkpoint`` nodes are built from it
+in :mod:`denoise.cli.config_store`), so that a command line can set each key; checkpoints save it,
+and the names of earlier checkpoints (``self_ensemble``) are mapped here, where the settings are
+read (:func:`legacy_keys_mapped`).
 """
 
 from __future__ import annotations
@@ -22,18 +24,23 @@ ENSEMBLES = ("none", "pass", "protocol")
 
 @dataclass(frozen=True)
 class InferenceSettings:
-    pd_factor: int = 2
-    pd_layout: str = "batch"
-    pd_pad: int = 0
-    r3_passes: int = 0  # 0 disables R3; the TBSN / AP-BSN protocol uses 8
-    r3_p: float = 0.16
-    r3_seed: int = 0
+    """The inference protocol of a model: validation during training, eval.py and predict.py."""
+
+    pd_factor: int = 2  # pixel-shuffle down-sampling factor (TBSN / AP-BSN: 2; 1 for i.i.d. noise)
+    pd_layout: str = "batch"  # batch: sub-images stacked in the batch (TBSN); mosaic: AP-BSN tiles
+    pd_pad: int = 0  # mosaic layout: zero padding per sub-image
+    r3_passes: int = 0  # R3 refinement passes T (8 in the TBSN / AP-BSN protocol); 0 disables R3
+    r3_p: float = 0.16  # fraction of PD-output values replaced by the noisy input per pass
+    r3_seed: int = 0  # seed of the replacement masks (reproducible evaluation)
     r3_pad: int = 0  # reflect padding of each R3 pass: 0 (TBSN, unpadded), 2 (AP-BSN)
-    ensemble: str = "none"  # x8 flips / rotations: none, around every network pass, or the whole protocol
-    tile_size: int | None = 512  # pixels per tile side (full-resolution passes); None or 0: whole image
+    # x8 flips / rotations (8x slower): none, pass (around every network pass) or protocol (around
+    # the whole PD + R3 protocol, fresh R3 masks per transform: the official TBSN benchmark protocol).
+    ensemble: str = "none"
+    tile_size: int | None = 512  # pixels per tile side for large images; None or 0: whole image at once
     tile_overlap: int = 64  # overlap of neighbouring tiles; exact for receptive fields <= overlap // 4
     precision: str = "32"  # "32", "bf16" (autocast) or "auto"
-    restore_detail: bool = False  # give back local means and texture after the protocol (ops/detail.py)
+    # After the protocol, give back local means and smoothed-away texture (ops/detail.py; the photos recipe).
+    restore_detail: bool = False
 
     def __post_init__(self):
         precision = str(self.precision).lower().removesuffix("-mixed").removesuffix("-true")
@@ -85,6 +92,21 @@ class InferenceSettings:
                 f"inference.{unknown[0]} is not an inference setting; the settings are {', '.join(self.keys())}"
             )
         return replace(self, **values)
+
+    @classmethod
+    def block_problems(cls, values, block: str) -> list[str]:
+        """The problems :meth:`overridden` finds in a config ``block`` of these settings (its non-null
+        keys), each line named with the block. The base has no tiling, so that a tile overlap given
+        alone is checked later against the tile size it will be used with (a checkpoint's own)."""
+        if values is None:
+            return []
+        if not isinstance(values, Mapping):
+            return [f"{block}={values!r}: expected a mapping of inference settings"]
+        try:
+            cls(tile_size=None).overridden(values)
+        except ConfigError as error:
+            return [f"{block}: {str(error).removeprefix('inference settings: ')}"]
+        return []
 
 
 def legacy_keys_mapped(values: dict) -> dict:
