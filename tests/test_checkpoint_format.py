@@ -71,3 +71,41 @@ def test_the_upgrade_converts_the_tables_masked_window_attention_holds():
     """The upgrade finds the tables by parameter name: a renamed parameter must fail here."""
     parameters = {name for name, _ in MaskedWindowAttention(dim=8).named_parameters()}
     assert set(RELATIVE_TABLE_NAMES) <= parameters
+
+
+def _spectral_module(tmp_path) -> BlindSpotModule:
+    config = compose_train(["experiment=hsi_bsn", "data.bands=6", "model.net.spatial.dim=8", "model.net.hidden=8"],
+                           tmp_path)
+    settings = OmegaConf.to_container(config.model, resolve=True)
+    settings.pop("_target_"), settings.pop("_recursive_")
+    return BlindSpotModule(**settings).double().eval()
+
+
+def test_a_format_2_spectral_checkpoint_loads_without_linear_paths_and_computes_what_it_computed(tmp_path):
+    module = _spectral_module(tmp_path)
+    with torch.no_grad():  # the network as format 2 had it: no linear path, spatial estimate taken whole
+        for head in module.net.heads:
+            head.linear.weight.zero_(), head.linear.bias.zero_()
+        module.net.spatial_gain.fill_(1.0)
+    x = torch.rand(1, 6, 16, 16, dtype=torch.float64)
+    with torch.no_grad():
+        expected = module.net(x)
+    checkpoint = torch.load(write_checkpoint(module, tmp_path / "today.ckpt", imported_from={}), weights_only=False)
+    checkpoint[FORMAT_KEY] = 2
+    weights = checkpoint["state_dict"]
+    for name in [name for name in weights if ".linear." in name or name.endswith("spatial_gain")]:
+        del weights[name]
+    torch.save(checkpoint, tmp_path / "format2.ckpt")
+    loaded = load_model(tmp_path / "format2.ckpt").double()
+    with torch.no_grad():
+        assert torch.allclose(loaded.net(x), expected, rtol=0, atol=1e-12)
+
+
+def test_the_first_training_batch_of_a_run_starts_the_network_once(tmp_path, monkeypatch):
+    module = _spectral_module(tmp_path).float().train()
+    calls = []
+    monkeypatch.setattr(module.net, "start_from_data", lambda noisy: calls.append(noisy.shape) or True)
+    batch = {"noisy": torch.rand(2, 6, 16, 16)}
+    for batch_idx in range(3):
+        module.training_step(batch, batch_idx)
+    assert calls == [(2, 6, 16, 16)]

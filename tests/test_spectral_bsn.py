@@ -104,3 +104,50 @@ def test_bad_settings_are_one_line_errors():
         SpectralBlindSpotNet(8, small_net().spatial)
     with pytest.raises(ConfigError, match="not a pixel-blind network"):
         SpectralBlindSpotNet(3, UNet(3))
+
+
+def low_rank_cube(bands: int = 12, size: int = 32, sigma: float = 0.1, seed: int = 0):
+    """A cube whose spectra mix three endmembers (as real scenes do), plus i.i.d. Gaussian noise."""
+    generator = torch.Generator().manual_seed(seed)
+    spectra = torch.rand(3, bands, generator=generator)
+    abundances = torch.rand(1, 3, size, size, generator=generator).softmax(dim=1)
+    clean = torch.einsum("kb,nkhw->nbhw", spectra, abundances)
+    return clean, clean + sigma * torch.randn(clean.shape, generator=generator)
+
+
+def test_linear_start_begins_at_the_spectral_least_squares_predictor():
+    clean, noisy = low_rank_cube()
+    net = SpectralBlindSpotNet(12, TBSN(12, dim=8, num_blocks=[1, 1, 1], num_refinement_blocks=1,
+                                        channel_heads=[1, 1, 1], window_heads=[1, 1, 1]), hidden=16)
+    assert net.start_from_data(noisy)
+    with torch.no_grad():
+        out = net(noisy)
+        linear = torch.cat([head.linear(noisy * head.visible) for head in net.heads], dim=1)[:, net.band_order]
+    # The untrained paths are gated off: the output is the linear predictor alone ...
+    torch.testing.assert_close(out, linear, rtol=0, atol=1e-6)
+    # ... which removes most of the noise (the other group's 6 bands see the same 3 endmembers) ...
+    assert ((out - clean) ** 2).mean() < 0.25 * ((noisy - clean) ** 2).mean()
+    # ... and is the least-squares solution: its residual is orthogonal to every input it reads.
+    for head in net.heads:
+        residual = (noisy - out)[:, head.group].flatten(2)
+        shown = noisy[:, head.visible.flatten() > 0].flatten(2)
+        assert torch.einsum("ngp,nvp->gv", residual, shown).abs().max() < 1e-2 * residual.numel() ** 0.5
+
+
+def test_after_the_linear_start_and_a_step_the_network_is_still_exactly_blind():
+    _, noisy = low_rank_cube(bands=BANDS, size=24)
+    net = small_net()
+    net.start_from_data(noisy)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    torch.nn.functional.l1_loss(net(noisy), noisy).backward()
+    optimizer.step()
+    assert net.spatial_gain.abs().min() > 0  # the gated paths open from the first step
+    assert_band_blind(net, (24, 20), train=True)
+
+
+def test_without_linear_start_the_network_is_left_as_built():
+    _, noisy = low_rank_cube(bands=BANDS, size=24)
+    net = SpectralBlindSpotNet(BANDS, small_net().spatial, hidden=16, linear_start=False)
+    before = {name: value.clone() for name, value in net.state_dict().items()}
+    assert not net.start_from_data(noisy)
+    assert all(torch.equal(before[name], value) for name, value in net.state_dict().items())

@@ -88,9 +88,18 @@ class BlindSpotModule(DenoisingModule):
         x = pd_down(batch["noisy"] * self.data_scale, pd.factor, pd.layout, pd.pad)
         if pd.keep == "first":
             x = first_sub_image(x, pd.factor)
+        if self.global_step == 0 and batch_idx == 0:
+            self.start_network(x)
         loss = self.check_finite(F.l1_loss(self.net(x), x))
         self.log("train/loss", loss, prog_bar=True, batch_size=x.shape[0])
         return loss
+
+    def start_network(self, x: torch.Tensor) -> None:
+        """The network's closed-form start on the first batch of a run (not of a resumed one),
+        made the same on every process: each fits on its own batch, rank 0's result is kept."""
+        if self.net.start_from_data(x) and torch.distributed.is_available() and torch.distributed.is_initialized():
+            for tensor in self.net.state_dict().values():
+                torch.distributed.broadcast(tensor, src=0)
 
     def setup(self, stage: str) -> None:
         super().setup(stage)

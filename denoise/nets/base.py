@@ -34,6 +34,12 @@ class Network(nn.Module):
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def start_from_data(self, noisy: torch.Tensor) -> bool:
+        """Fit the parts of the network that have a closed-form start, on the first training batch
+        (``noisy`` as the network sees it in training), before the first optimizer step. Returns
+        whether anything changed. Most networks have no such part."""
+        return False
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != self.in_channels:
             raise ValueError(

@@ -8,17 +8,26 @@ the noise of band b. This network keeps the blind spot exact for every (pixel, b
     spatial = any pixel-blind network (TBSN, DBSN, ...)          # reads no band of p
     for each band group g (the bands b with b mod K == g):
         out[g] = spatial[g] + head_g(spatial, x(p) with the bands of g zeroed)
+        head_g(...) = linear_g(x(p) without g) + mlp_g(spatial, x(p) without g)
 
 The heads are 1x1 convolutions, so output band b at p reads x(q) only at other pixels q (through
 the spatial network) and x(p, b') only for bands b' outside b's group: never x(p, b).
 Interleaving the groups gives each band its two neighbours (b - 1, b + 1) as evidence. Noise that
 is correlated across bands at one pixel (one sensor element, all bands) breaks the premise; noise
 correlated along a column within a band (stripes) breaks the spatial blind spot instead.
+
+The linear part of each head has a closed-form start (:meth:`SpectralBlindSpotNet.start_from_data`):
+least squares of the group's noisy bands on the other groups' noisy bands of the same pixels, on
+the first training batch. Because the target's noise is independent of the inputs, the fit on
+noisy data estimates the predictor of the clean band (the Noise2Self argument), so training begins
+at a spectral denoiser (on Jasper Ridge at sigma 30, one batch of 8 crops: 19.1 -> about 30 dB)
+instead of at noise, and spends its steps on what the spatial network adds.
 """
 
 from __future__ import annotations
 
 import torch
+from einops import rearrange
 from torch import nn
 
 from denoise.errors import ConfigError
@@ -40,6 +49,7 @@ class LeaveGroupOutHead(nn.Module):
         visible[:, group] = 0
         self.register_buffer("visible", visible, persistent=False)
         self.register_buffer("group", group.clone(), persistent=False)
+        self.linear = nn.Conv2d(bands, len(group), 1)
         self.mlp = nn.Sequential(
             nn.Conv2d(2 * bands, hidden, 1),
             nn.GELU(),
@@ -51,7 +61,26 @@ class LeaveGroupOutHead(nn.Module):
     def forward(self, spatial: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
         # The mask is applied to the input, not folded into weights: the stored weights stay
         # ordinary parameters, and the group's own samples of p never enter.
-        return self.mlp(torch.cat([spatial, noisy * self.visible], dim=1))
+        visible = noisy * self.visible
+        return self.linear(visible) + self.mlp(torch.cat([spatial, visible], dim=1))
+
+    @torch.no_grad()
+    def fit_linear(self, noisy: torch.Tensor, target: torch.Tensor) -> None:
+        """Set the linear part to the least-squares predictor of ``target`` (B, group, H, W) from
+        the visible bands of ``noisy`` (B, bands, H, W), with a bias."""
+        shown = self.visible.flatten().nonzero().flatten()
+        inputs = rearrange(noisy[:, shown], "b c h w -> (b h w) c").double()
+        inputs = torch.cat([inputs, torch.ones_like(inputs[:, :1])], dim=1)
+        outputs = rearrange(target, "b c h w -> (b h w) c").double()
+        gram = inputs.T @ inputs
+        # A faint ridge keeps the solve defined where bands are nearly collinear (clean, smooth
+        # spectra) or constant; it is far below the noise's own share of the diagonal.
+        gram += 1e-6 * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype, device=gram.device)
+        solution = torch.linalg.solve(gram, inputs.T @ outputs)
+        weight = torch.zeros_like(self.linear.weight[:, :, 0, 0], dtype=solution.dtype)
+        weight[:, shown] = solution[:-1].T
+        self.linear.weight.copy_(weight[:, :, None, None])
+        self.linear.bias.copy_(solution[-1])
 
 
 class SpectralBlindSpotNet(Network):
@@ -61,11 +90,14 @@ class SpectralBlindSpotNet(Network):
     nested config). ``groups``: K, how many interleaved band groups share a head; band b is
     predicted without the noisy bands of its group at p, so larger K shows each band more of its
     own spectrum (K = 2: every other band) at the cost of K heads. ``hidden``: the heads' width.
+    ``linear_start``: fit the heads' linear parts in closed form on the first training batch.
     """
 
     blindness = "pixel_band"
 
-    def __init__(self, in_channels: int, spatial: Network, groups: int = 2, hidden: int = 128):
+    def __init__(
+        self, in_channels: int, spatial: Network, groups: int = 2, hidden: int = 128, linear_start: bool = True
+    ):
         super().__init__(in_channels)
         if spatial.blindness != "pixel":
             raise ConfigError(
@@ -78,11 +110,29 @@ class SpectralBlindSpotNet(Network):
         if not 2 <= groups <= in_channels:
             raise ConfigError(f"model.net.groups={groups}: expected an integer from 2 to in_channels ({in_channels})")
         self.spatial = spatial
+        self.linear_start = bool(linear_start)
         self.heads = nn.ModuleList(LeaveGroupOutHead(in_channels, hidden, g) for g in band_groups(in_channels, groups))
+        # How much of the spatial estimate each band takes as it is (the heads add the rest).
+        self.spatial_gain = nn.Parameter(torch.ones(1, in_channels, 1, 1))
         order = torch.cat([head.group for head in self.heads])
         self.register_buffer("band_order", torch.argsort(order), persistent=False)
+
+    @torch.no_grad()
+    def start_from_data(self, noisy: torch.Tensor) -> bool:
+        """Start as the linear spectral predictor alone: each head's linear part fitted to its noisy
+        bands, the paths that are still untrained (the spatial network's output, the heads' MLPs,
+        whose output at initialisation is noise of about the signal's size) gated to zero. Their
+        gates open from the first step, since their gradients do not vanish at zero."""
+        if not self.linear_start:
+            return False
+        self.spatial_gain.zero_()
+        for head in self.heads:
+            head.mlp[-1].weight.zero_()
+            head.mlp[-1].bias.zero_()
+            head.fit_linear(noisy, noisy[:, head.group])
+        return True
 
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         spatial = self.spatial(x)
         corrections = torch.cat([head(spatial, x) for head in self.heads], dim=1)
-        return spatial + corrections[:, self.band_order]
+        return self.spatial_gain * spatial + corrections[:, self.band_order]
