@@ -44,6 +44,7 @@ from denoise.lit import DenoisingModule, load_model
 from denoise.lit.panels import save_evaluation_panel
 from denoise.metrics.scoring import LABELS, SCORING_PROTOCOLS, image_scores, mean_scores, scored_estimate
 from denoise.ops import InferenceSettings
+from denoise.ops.precision import settings_for_device
 from denoise.ops.protocols import describe_protocol, protocol_summary
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,8 @@ def evaluate(cfg: DictConfig) -> dict:
     datamodule = instantiate(cfg.data)
     datamodule.setup("test")
     check_data_fits_model(model, datamodule)
-    settings = evaluation_settings(model, datamodule, cfg.get("inference"))
+    # precision auto becomes what this device runs (bf16 where native, else 32), so results.json says what ran
+    settings = settings_for_device(evaluation_settings(model, datamodule, cfg.get("inference")), device)
     protocol = choose_protocol(str(cfg.get("protocol") or "auto"), model, datamodule)
     files = EvaluationFiles(cfg, run_dir, protocol, datamodule)
     name = data_choice(cfg)

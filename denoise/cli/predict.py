@@ -31,6 +31,7 @@ from denoise.errors import ConfigError, DataError
 from denoise.lit import DenoisingModule, load_model
 from denoise.lit.progress import current_stage
 from denoise.ops import InferenceSettings, Progress
+from denoise.ops.precision import settings_for_device
 from denoise.ops.protocols import protocol_summary
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,9 @@ def predict(cfg: DictConfig) -> dict:
     output = Path(str(cfg.output)).expanduser()
     device = choose_device(cfg.get("device"))
     model = load_model(cfg.get("ckpt_path"), device)
-    settings = model.inference.overridden(OmegaConf.to_container(cfg.inference, resolve=True))
+    # precision auto (the photos student's) becomes what this device runs: bf16 where native, else 32
+    settings = settings_for_device(model.inference.overridden(OmegaConf.to_container(cfg.inference, resolve=True)),
+                                   device)
     if model.val_protocol == "hsi":  # cubes: bands as the network saw them, written back as the cube was
         from denoise.cli.cube_denoise import predict_cubes
         return predict_cubes(cfg, model, settings, base, targets, output)

@@ -18,6 +18,7 @@ from denoise.errors import ConfigError
 from denoise.lit.callbacks import FinalValidation, LastCheckpoint, ValidationPanels
 from denoise.lit.checkpointing import last_checkpoint_path
 from denoise.lit.loggers import finish_loggers
+from denoise.ops.precision import training_precision
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("seed") is not None:  # 0 is a seed too
         L.seed_everything(cfg.seed, workers=True)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), run_dir)
+    # auto: bf16-mixed where this machine runs bf16 natively, else 32-true (denoise/ops/precision.py);
+    # resolved here so that a bad value stops the run before any data are read.
+    precision, why = training_precision(cfg.trainer.get("precision", "32-true"), cfg.trainer.get("accelerator", "auto"))
+    log.info(f"Precision: {precision} ({why})")
 
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
@@ -80,11 +85,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     status = "failed"
     try:
-        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision)
         split_global_batch(datamodule, trainer)
-        if loggers:  # the resolved config of the run (without Hydra's own section)
+        if loggers:  # the resolved config of the run (without Hydra's own section), with the precision that ran
             resolved = {key: OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
                         for key, value in cfg.items() if key != "hydra"}
+            resolved["trainer"]["precision"] = precision
             for logger in loggers:
                 logger.log_hyperparams(resolved)
         if ckpt_path:

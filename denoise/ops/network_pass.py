@@ -2,7 +2,8 @@
 
 Every *network pass* is ``net`` optionally wrapped, from the inside out, by
 
-1. precision: float32, or bfloat16 autocast (``precision: bf16``), results back in float32;
+1. precision: float32, or bfloat16 autocast (``precision: bf16``, or ``auto`` on a device that runs
+   bf16 natively: :mod:`denoise.ops.precision`), results back in float32;
 2. tiling (:mod:`denoise.ops.tiling`): tiles of ``tile_size`` pixels overlapping by
    ``tile_overlap``, origins aligned to the network's size multiple and the phase stride 2
    (:func:`network_alignment`);
@@ -22,6 +23,7 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from denoise.ops.ensemble import TRANSFORMS, self_ensemble
+from denoise.ops.precision import inference_precision
 from denoise.ops.settings import InferenceSettings
 from denoise.ops.tiling import tile_count, tiled_apply
 
@@ -59,7 +61,7 @@ class NetworkPass:
         self.net, self.settings, self.tile, self.align, self.progress = net, settings, tile, align, progress
 
     def _precise(self, x: torch.Tensor) -> torch.Tensor:
-        if self.settings.precision == "bf16":
+        if inference_precision(self.settings.precision, x.device.type)[0] == "bf16":
             with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
                 return self.net(x).float()
         return self.net(x)
