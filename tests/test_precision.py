@@ -199,3 +199,13 @@ def test_a_bad_precision_stops_train_py_in_one_line(tmp_path):
     result = run_entry("train.py", ["trainer.precision=fp8", "debug=fast", "logger=none"], tmp_path / "run")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: trainer.precision=fp8: expected auto, 32-true")
+
+
+@pytest.mark.parametrize("name, capability, native", [("NVIDIA H100", (9, 0), True), ("Tesla V100", (7, 0), False)])
+def test_a_cuda_gpu_is_native_with_bf16_units_not_emulation(monkeypatch, name, capability, native):
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *args: name)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *args: capability)
+    # torch's own answer: emulation counts unless including_emulation=False
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: native or including_emulation)
+    support = precision.cuda_bf16()
+    assert support.native == native and name in support.reason and f"{capability[0]}.{capability[1]}" in support.reason
