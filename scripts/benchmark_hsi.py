@@ -143,6 +143,8 @@ def compose_train(overrides: list[str]):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    import denoise.cli.config_store  # noqa: F401  (the config nodes built from the code's defaults)
+
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
         return compose("train", overrides=overrides)

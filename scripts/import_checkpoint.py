@@ -39,6 +39,8 @@ def model_config(arch: str, net: str, net_keys: list[str] | None = None) -> dict
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
 
+    import denoise.cli.config_store  # noqa: F401  (the config nodes built from the code's defaults)
+
     recipe, _, net_overrides = ARCHITECTURES[arch]
     if not (ROOT / "configs" / "model" / "net" / f"{net}.yaml").is_file():
         known = sorted(p.stem for p in (ROOT / "configs" / "model" / "net").glob("*.yaml"))

@@ -3,59 +3,106 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, fields
+from typing import Annotated
 
 import pytest
 from omegaconf import OmegaConf
 
 from denoise.cli.config_rules import (
-    TRAIN_RULES,
+    EXTERNAL,
+    EvalEntry,
+    PredictEntry,
+    TrainEntry,
     check_eval_config,
     check_predict_config,
     check_train_config,
+    checks,
+    resolved,
+    stale_external_rules,
 )
 from denoise.errors import ConfigError
+from denoise.lit.blind_spot import TrainPD
 from denoise.ops.inference import InferenceSettings
+from denoise.rules import integer
 from tests.conftest import CONFIGS, compose_entry, compose_train, run_entry
 
 # (key, bad value): zero, negative, out of range and wrong type, as `key=value` on the command
-# line gives them (Hydra parses `abc` to a string, `nan` to a float, `[0.9]` to a list).
-BAD_TRAIN_VALUES = [
-    ("seed", -1), ("seed", 2**32), ("seed", "abc"), ("seed", 1.5),
-    ("trainer.max_steps", 0), ("trainer.max_steps", -5), ("trainer.max_steps", -1.0), ("trainer.max_steps", 2.5), ("trainer.max_steps", "abc"),
-    ("trainer.val_check_interval", 0), ("trainer.val_check_interval", -1), ("trainer.val_check_interval", 1.5),
-    ("trainer.val_check_interval", "often"),
-    ("trainer.log_every_n_steps", 0), ("trainer.log_every_n_steps", "x"),
-    ("trainer.limit_val_batches", -1), ("trainer.limit_val_batches", 1.5),
-    ("trainer.limit_train_batches", 0), ("trainer.limit_train_batches", -0.5),
-    ("trainer.accumulate_grad_batches", 0),
-    ("trainer.gradient_clip_val", -1), ("trainer.gradient_clip_val", "abc"),
-    ("trainer.devices", 0), ("trainer.devices", -2), ("trainer.num_nodes", 0), ("trainer.num_nodes", "two"),
-    ("model.optimizer.lr", 0), ("model.optimizer.lr", -1), ("model.optimizer.lr", "abc"),
-    ("model.optimizer.lr", float("nan")), ("model.optimizer.lr", float("inf")),
-    ("model.optimizer.weight_decay", -0.1), ("model.optimizer.weight_decay", "none"),
-    ("model.optimizer.betas", [0.9]), ("model.optimizer.betas", [0.9, 1.5]), ("model.optimizer.betas", 0.9),
-    ("model.optimizer.eps", 0),
-    ("model.scheduler.milestones", [0.5, 2]), ("model.scheduler.milestones", 0.5),
-    ("model.scheduler.gamma", 0), ("model.scheduler.gamma", -1),
-    ("model.train_pd.factor", 0), ("model.train_pd.factor", -2), ("model.train_pd.factor", 2.5),
-    ("model.train_pd.factor", "two"),
-    ("model.train_pd.pad", -1), ("model.train_pd.layout", "grid"), ("model.train_pd.keep", "some"),
-    ("model.val_protocol", "rgb"),
-    ("model.data_scale", 0), ("model.data_scale", -255),
-    ("model.net.in_channels", 0), ("model.student.in_channels", -3),
-    *[(f"model.{net}.{key}", value) for net in ("net", "student") for key, value in (
-        ("dim", 0), ("channels", -1), ("num_blocks", [1, 0, 1]), ("num_refinement_blocks", -1), ("heads", [0]),
-        ("channel_heads", 2), ("window_heads", [1, -1]), ("head_dim", 0), ("window", 0), ("overlap", 1.0),
-        ("ffn_expansion", 0), ("levels", 0), ("negative_slope", -0.1),
-    )],
-    ("data.crop_size", 0), ("data.crop_size", -4), ("data.crop_size", "big"), ("data.crop_size", 64.5),
-    ("data.batch_size", 0), ("data.batch_size", -1), ("data.batch_size", True),
-    ("data.epoch_length", 0), ("data.num_workers", -1), ("data.crops_per_image", 0),
-    ("data.val_size", 0), ("data.val_size", None), ("data.upscale", 0), ("data.images", 0), ("data.val_crop", -1),
-    ("data.seed", -1),
-    ("callbacks.ema.decay", 1.5), ("callbacks.ema.decay", -0.1), ("callbacks.ema.decay", "slow"),
-    ("callbacks.ema.update_every_n_steps", 0), ("callbacks.ema.update_starting_at_step", -1),
-]
+# line gives them (Hydra parses `abc` to a string, `nan` to a float, `[0.9]` to a list), each in a
+# config whose node at that key takes it (the overrides before the list).
+BAD_TRAIN_VALUES = {
+    (): [
+        ("seed", -1), ("seed", 2**32), ("seed", "abc"), ("seed", 1.5),
+        ("trainer.max_steps", 0), ("trainer.max_steps", -5), ("trainer.max_steps", -1.0),
+        ("trainer.max_steps", 2.5), ("trainer.max_steps", "abc"),
+        ("trainer.val_check_interval", 0), ("trainer.val_check_interval", -1), ("trainer.val_check_interval", 1.5),
+        ("trainer.val_check_interval", "often"),
+        ("trainer.log_every_n_steps", 0), ("trainer.log_every_n_steps", "x"),
+        ("trainer.limit_val_batches", -1), ("trainer.limit_val_batches", 1.5),
+        ("trainer.limit_train_batches", 0), ("trainer.limit_train_batches", -0.5),
+        ("trainer.accumulate_grad_batches", 0),
+        ("trainer.gradient_clip_val", -1), ("trainer.gradient_clip_val", "abc"),
+        ("trainer.devices", 0), ("trainer.devices", -2), ("trainer.num_nodes", 0), ("trainer.num_nodes", "two"),
+        ("model.optimizer.lr", 0), ("model.optimizer.lr", -1), ("model.optimizer.lr", "abc"),
+        ("model.optimizer.lr", float("nan")), ("model.optimizer.lr", float("inf")),
+        ("model.optimizer.weight_decay", -0.1), ("model.optimizer.weight_decay", "none"),
+        ("model.optimizer.betas", [0.9]), ("model.optimizer.betas", [0.9, 1.5]), ("model.optimizer.betas", 0.9),
+        ("model.optimizer.eps", 0),
+        ("model.scheduler.milestones", [0.5, 2]), ("model.scheduler.milestones", 0.5),
+        ("model.scheduler.gamma", 0), ("model.scheduler.gamma", -1),
+        ("model.train_pd.factor", 0), ("model.train_pd.factor", -2), ("model.train_pd.factor", 2.5),
+        ("model.train_pd.factor", "two"),
+        ("model.train_pd.pad", -1), ("model.train_pd.layout", "grid"), ("model.train_pd.keep", "some"),
+        ("model.val_protocol", "rgb"),
+        ("model.data_scale", 0), ("model.data_scale", -255),
+        ("model.net.in_channels", 0),
+        ("model.net.dim", 0), ("model.net.num_blocks", [1, 0, 1]), ("model.net.num_refinement_blocks", -1),
+        ("model.net.channel_heads", 2), ("model.net.window_heads", [1, -1]), ("model.net.head_dim", 0),
+        ("model.net.window", 0), ("model.net.overlap", 1.0), ("model.net.ffn_expansion", 0),
+        ("data.crop_size", 0), ("data.crop_size", -4), ("data.crop_size", "big"), ("data.crop_size", 64.5),
+        ("data.batch_size", 0), ("data.batch_size", -1), ("data.batch_size", True),
+        ("data.epoch_length", 0), ("data.num_workers", -1),
+        ("data.val_size", 0), ("data.val_size", None), ("data.upscale", 0),
+        ("data.seed", -1),
+        ("callbacks.ema.decay", 1.5), ("callbacks.ema.decay", -0.1), ("callbacks.ema.decay", "slow"),
+        ("callbacks.ema.update_every_n_steps", 0), ("callbacks.ema.update_starting_at_step", -1),
+    ],
+    ("model/net=dbsn_small",): [
+        ("model.net.channels", -1), ("model.net.num_blocks", 0), ("model.net.phase_strides", [1]),
+        ("model.net.form", "full"),
+    ],
+    ("model/net=bsn_hcanet_small",): [
+        ("model.net.heads", [0]), ("model.net.num_blocks", [1, 0, 1]), ("model.net.num_refinement_blocks", -1),
+        ("model.net.ffn_expansion", 0), ("model.net.dim", 0),
+    ],
+    ("experiment=hsi_bsn",): [
+        ("model.net.groups", 1), ("model.net.hidden", 0), ("model.net.spatial.dim", 0),
+        ("model.net.spatial.in_channels", 0), ("model.net.spatial.num_blocks", [0]),
+        ("model.net.spatial.num_refinement_blocks", -1), ("model.net.spatial.channel_heads", [1, 0]),
+        ("model.net.spatial.window_heads", "two"),
+        ("data.bands", 0), ("data.val_crop", -1), ("data.crops_per_image", 0), ("data.holdout", 1.0),
+        ("data.holdout_axis", "depth"), ("data.normalize", "log"),
+    ],
+    ("experiment=demo_distill",): [
+        ("model.student.in_channels", -3), ("model.student.dim", 0), ("model.student.levels", 0),
+        ("model.student.negative_slope", -0.1),
+        ("model.optimizer.lr", 0), ("model.scheduler.gamma", 0), ("model.data_scale", 0),
+    ],
+    ("experiment=demo_distill", "model/student=hcanet"): [
+        ("model.student.heads", [0]), ("model.student.num_blocks", [1, 0, 1]), ("model.student.dim", 0),
+        ("model.student.num_refinement_blocks", -1), ("model.student.ffn_expansion", 0),
+    ],
+    ("data=folder",): [("data.crops_per_image", 0), ("data.val_fraction", 1.0), ("data.val_fraction", "abc")],
+    ("data=sidd",): [("data.crops_per_image", 0), ("data.val_blocks", -1), ("data.val_blocks", "abc")],
+    ("data=dnd",): [("data.images", 0)],
+    ("data=sidd_val",): [("data.blocks", -1)],
+    ("data=sidd_bench",): [("data.blocks", 1.5)],
+}
+BAD_TRAIN_CASES = [(overrides, key, value) for overrides, bad in BAD_TRAIN_VALUES.items() for key, value in bad]
+# The blocks of inference settings of the training configs, and the config that has each.
+INFERENCE_BLOCKS = {
+    "model.inference": (), "model.benchmark_inference": (), "model.teacher_inference": ("experiment=demo_distill",),
+}
 BAD_INFERENCE_VALUES = [
     ("pd_factor", 0), ("pd_factor", -1), ("pd_factor", 1.5), ("pd_pad", -1), ("r3_passes", -1),
     ("r3_passes", "eight"), ("r3_p", 1.5), ("r3_p", -0.1), ("r3_seed", "x"), ("r3_pad", -2),
@@ -66,6 +113,13 @@ BAD_INFERENCE_VALUES = [
 @pytest.fixture(scope="module")
 def demo_config(tmp_path_factory):
     return compose_train(["callbacks=ema"], tmp_path_factory.mktemp("config"))
+
+
+@pytest.fixture(scope="module")
+def train_configs(tmp_path_factory):
+    """The composed config of each set of overrides of BAD_TRAIN_VALUES (with callbacks=ema)."""
+    run_dir = tmp_path_factory.mktemp("configs")
+    return {overrides: compose_train([*overrides, "callbacks=ema"], run_dir) for overrides in BAD_TRAIN_VALUES}
 
 
 def with_value(cfg, key: str, value):
@@ -82,11 +136,48 @@ def one_line_error(check, cfg) -> str:
     return message
 
 
-def test_the_walk_covers_every_rule():
-    assert set(TRAIN_RULES) <= {key for key, _ in BAD_TRAIN_VALUES}
+def checked_keys(cfg, entry=TrainEntry) -> set[str]:
+    """The keys of ``cfg`` that a rule checks (blocks that check themselves are named by their key)."""
+    return {path for path, _, _ in checks(resolved(cfg), entry)}
+
+
+def shipped_train_configs(run_dir):
+    for path in sorted((CONFIGS / "experiment").glob("*.yaml")):
+        yield [f"experiment={path.stem}", "callbacks=ema"]
+    for path in sorted((CONFIGS / "model" / "net").glob("*.yaml")):
+        yield [f"model/net={path.stem}"]
+    for path in sorted((CONFIGS / "model" / "student").glob("*.yaml")):
+        yield ["experiment=demo_distill", f"model/student={path.stem}"]
+    for path in sorted((CONFIGS / "data").glob("*.yaml")):
+        yield [f"data={path.stem}"]
+
+
+def test_the_walk_covers_every_rule(tmp_path):
+    """Every key a rule checks in any shipped config has a bad value above: a new rule gets a test."""
+    tested = {key for _, key, _ in BAD_TRAIN_CASES} | set(INFERENCE_BLOCKS)
+    configs = [compose_train(overrides, tmp_path) for overrides in shipped_train_configs(tmp_path)]
+    checked = set().union(*map(checked_keys, configs))
+    assert checked - tested == set()
     numeric = {"pd_factor", "pd_pad", "r3_passes", "r3_p", "r3_seed", "r3_pad", "tile_size", "tile_overlap"}
     assert numeric <= set(InferenceSettings.keys())
     assert numeric <= {key for key, _ in BAD_INFERENCE_VALUES}
+
+
+def test_no_rule_checks_a_setting_that_does_not_exist(tmp_path):
+    """A rule is written on its parameter or field (``Annotated``), so renaming one renames what the
+    rule checks; the rules of classes whose code carries none are checked against the class, and
+    the keys the entry points read against their configs."""
+    assert stale_external_rules(EXTERNAL) == []
+
+    @dataclass(frozen=True)
+    class Renamed:
+        factor: Annotated[int, integer(1)]
+        pd_factor: Annotated[int, integer(1)]  # TrainPD calls it factor
+
+    assert stale_external_rules({TrainPD: (Renamed, TrainPD)}) == ["Renamed.pd_factor (not a setting of TrainPD)"]
+    for entry, name in ((TrainEntry, "train"), (EvalEntry, "eval"), (PredictEntry, "predict")):
+        keys = set(compose_entry(name, ["ckpt_path=x.ckpt"], tmp_path))
+        assert {field.name for field in fields(entry)} <= keys, name
 
 
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml")))
@@ -107,17 +198,19 @@ def test_debug_sweep_and_entry_configs_pass(tmp_path):
     check_predict_config(compose_entry("predict", ["ckpt_path=x.ckpt"], tmp_path))
 
 
-@pytest.mark.parametrize(("key", "value"), BAD_TRAIN_VALUES, ids=lambda v: str(v))
-def test_a_bad_training_value_is_one_line_naming_key_value_and_rule(demo_config, key, value):
-    message = one_line_error(check_train_config, with_value(demo_config, key, value))
+@pytest.mark.parametrize(("overrides", "key", "value"), BAD_TRAIN_CASES, ids=lambda v: str(v))
+def test_a_bad_training_value_is_one_line_naming_key_value_and_rule(train_configs, overrides, key, value):
+    message = one_line_error(check_train_config, with_value(train_configs[overrides], key, value))
     assert message.startswith(f"{key}={value!r}: expected "), message
 
 
 @pytest.mark.parametrize(("key", "value"), BAD_INFERENCE_VALUES, ids=lambda v: str(v))
-def test_a_bad_inference_value_is_one_line_in_train_eval_and_predict(demo_config, tmp_path, key, value):
+def test_a_bad_inference_value_is_one_line_in_train_eval_and_predict(tmp_path, key, value):
     shown = f"{key}={value!r}"
-    message = one_line_error(check_train_config, with_value(demo_config, f"model.inference.{key}", value))
-    assert message.startswith(f"model.inference: {shown}"), message
+    for block, overrides in INFERENCE_BLOCKS.items():
+        cfg = compose_train(list(overrides), tmp_path)
+        message = one_line_error(check_train_config, with_value(cfg, f"{block}.{key}", value))
+        assert message.startswith(f"{block}: {shown}"), message
     for entry, check in (("eval", check_eval_config), ("predict", check_predict_config)):
         cfg = compose_entry(entry, ["ckpt_path=x.ckpt"], tmp_path)
         message = one_line_error(check, with_value(cfg, f"inference.{key}", value))
@@ -129,7 +222,8 @@ def test_eval_keys_and_unknown_inference_keys(tmp_path):
     assert one_line_error(check_eval_config, with_value(cfg, "limit", 0)).startswith("limit=0: expected")
     assert one_line_error(check_eval_config, with_value(cfg, "panels", -1)).startswith("panels=-1: expected")
     assert one_line_error(check_eval_config, with_value(cfg, "data.val_size", 0)).startswith("data.val_size=0: expected")
-    assert one_line_error(check_eval_config, with_value(cfg, "data.blocks", -1)).startswith("data.blocks=-1: expected")
+    blocks = compose_entry("eval", ["ckpt_path=x.ckpt", "data=sidd_val"], tmp_path)
+    assert one_line_error(check_eval_config, with_value(blocks, "data.blocks", -1)).startswith("data.blocks=-1: expected")
     assert one_line_error(check_eval_config, with_value(cfg, "protocol", "rgb")).startswith("protocol='rgb': expected")
     assert one_line_error(check_eval_config, with_value(cfg, "submission", "kaggle")).startswith(
         "submission='kaggle': expected"
@@ -148,12 +242,16 @@ def test_every_bad_value_of_a_config_is_in_the_one_line(demo_config):
 def test_train_entry_point_prints_one_line_and_exits_1(demo_config, capsys):
     import train as train_entry
 
-    for key, value in (("model.train_pd.factor", 0), ("model.optimizer.lr", -1), ("trainer.val_check_interval", 0)):
+    for key, value, expected in (
+        ("model.train_pd.factor", 0, "an integer >= 1"),
+        ("model.optimizer.lr", -1, "a number > 0"),
+        ("trainer.val_check_interval", 0, "an integer >= 1 or a number in (0, 1]"),
+    ):
         with pytest.raises(SystemExit) as stop:
             train_entry.main(with_value(demo_config, key, value))
         assert stop.value.code == 1
         err = capsys.readouterr().err.strip().splitlines()
-        assert err == [f"error: {key}={value}: expected {TRAIN_RULES[key].expected}"]
+        assert err == [f"error: {key}={value}: expected {expected}"]
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import get_class, instantiate
 
+import denoise.cli.config_store  # noqa: F401  (the config nodes built from the code's defaults)
 from denoise.data.datamodules.base import DenoisingDataModule, EvaluationDataModule, TrainingDataModule
 from tests.data_fixtures import write_dnd, write_sidd_benchmark, write_sidd_medium, write_sidd_validation
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from denoise.errors import ConfigError
 from denoise.nets.blindness import input_gradients_at
 from denoise.ops.inference import InferenceSettings, blind_spot_denoise, pad_for_pd
-from tests.conftest import CONFIGS, build_net
+from tests.conftest import build_net
 
 
 @pytest.mark.parametrize("ensemble", ["none", "pass", "protocol"])
@@ -111,15 +110,6 @@ def test_inference_settings_are_validated_and_old_checkpoints_still_load():
     ):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             InferenceSettings(**bad)
-
-
-def test_the_inference_config_lists_exactly_the_settings_and_their_defaults():
-    """InferenceSettings defines the defaults; the config only lists them for the command line."""
-    listed = OmegaConf.to_container(OmegaConf.load(CONFIGS / "inference" / "default.yaml"))
-    assert InferenceSettings.from_config(listed) == InferenceSettings()
-    assert list(listed) == list(InferenceSettings.keys())
-    overrides = OmegaConf.to_container(OmegaConf.load(CONFIGS / "inference" / "checkpoint.yaml"))
-    assert overrides == dict.fromkeys(InferenceSettings.keys())
 
 
 @pytest.mark.parametrize("ensemble", ["none", "protocol"])

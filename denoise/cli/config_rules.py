@@ -1,225 +1,264 @@
-"""The numeric keys a user sets, checked before any work starts.
+"""Every value a user sets, checked before any work starts, by the rules of the code that reads it.
 
-One table per entry point maps a config key to a rule (what values it allows, in words). A bad
-value stops the run with one line naming the key, the value and what is allowed, before data are
-read or a model is built: a value the config accepts but the code cannot use (``factor=0`` divides
-by zero, a negative learning rate is refused deep inside the optimiser) never surfaces as a
-traceback. Keys absent from the composed config are skipped (each data set has its own keys).
-Keys with a few named choices are checked here too. The inference blocks are checked by :class:`~denoise.ops.inference.InferenceSettings` itself,
-through the method eval.py and predict.py use to read them.
+A bad value stops the run with one line naming the key, the value and what is allowed, before data
+are read or a model is built: a value the config accepts but the code cannot use (``factor=0``
+divides by zero, a negative learning rate is refused deep inside the optimiser) never surfaces as a
+traceback. The check walks the composed config: each node with a ``_target_`` is checked by the
+rules its class writes on its own parameters (:mod:`denoise.rules`), each block of settings by the
+class that reads it (``InferenceSettings``, ``ScheduleSettings``, ...). No rule is keyed by a config
+path: the path in the error line is where the node sits, so a recipe that moves a network or renames
+a data set keeps every check.
+
+Classes that carry no rules in their own code (Lightning's ``Trainer``, torch's optimisers, and a
+few of this project's) get them from a dataclass here, :data:`EXTERNAL`; importing this module
+fails if such a dataclass names a parameter its class no longer takes, so these rules cannot
+detach silently either. The keys the entry points read themselves (``seed``, eval.py's ``limit``)
+are the fields of :class:`TrainEntry`, :class:`EvalEntry` and :class:`PredictEntry`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
+import torch
+from hydra.utils import get_object
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import EMAWeightAveraging
 from omegaconf import DictConfig, OmegaConf
 
+import denoise.cli.config_store  # noqa: F401  (the nodes the checked configs are composed from)
 from denoise.data.submission import SUBMISSIONS
-from denoise.errors import ConfigError
-from denoise.lit.base import VAL_PROTOCOLS
-from denoise.lit.blind_spot import TRAIN_PD_KEEPS
+from denoise.lit.base import OptimizerArguments
+from denoise.lit.blind_spot import TRAIN_PD_KEEPS, BlindSpotModule, TrainPD
+from denoise.lit.schedule import ScheduleSettings
 from denoise.metrics.scoring import SCORING_PROTOCOLS
-from denoise.ops.inference import InferenceSettings
+from denoise.nets.hcanet import BlindSpotHCANet, HCANet, HCANetOptions
+from denoise.nets.tbsn import TBSN, TBSNOptions
 from denoise.ops.pd import LAYOUTS
-
-
-@dataclass(frozen=True)
-class Rule:
-    expected: str  # what the key allows, as the error line says it
-    accepts: Callable[[Any], bool]
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def integer(minimum: int, maximum: int | None = None) -> Rule:
-    if maximum is None:
-        return Rule(f"an integer >= {minimum}", lambda v: _is_int(v) and v >= minimum)
-    return Rule(f"an integer in [{minimum}, {maximum}]", lambda v: _is_int(v) and minimum <= v <= maximum)
-
-
-def positive_number() -> Rule:
-    return Rule("a number > 0", lambda v: _is_number(v) and v > 0)
-
-
-def non_negative_number() -> Rule:
-    return Rule("a number >= 0", lambda v: _is_number(v) and v >= 0)
-
-
-def fraction(low_open: bool = False, high_open: bool = False) -> Rule:
-    low, high = "(" if low_open else "[", ")" if high_open else "]"
-
-    def accepts(v: Any) -> bool:
-        return _is_number(v) and (v > 0 if low_open else v >= 0) and (v < 1 if high_open else v <= 1)
-
-    return Rule(f"a number in {low}0, 1{high}", accepts)
-
-
-def one_of(*choices: str) -> Rule:
-    return Rule(f"one of {', '.join(choices)}", lambda v: isinstance(v, str) and v in choices)
-
-
-def optional(rule: Rule) -> Rule:
-    return Rule(f"null or {rule.expected}", lambda v: v is None or rule.accepts(v))
-
-
-def either(first: Rule, second: Rule) -> Rule:
-    return Rule(f"{first.expected} or {second.expected}", lambda v: first.accepts(v) or second.accepts(v))
-
-
-def list_of(rule: Rule, length: int | None = None) -> Rule:
-    def accepts(v: Any) -> bool:
-        return isinstance(v, (list, tuple)) and (length is None or len(v) == length) and all(map(rule.accepts, v))
-
-    count = f"{length} " if length is not None else ""
-    return Rule(f"a list of {count}values, each {rule.expected}", accepts)
-
-
-def devices() -> Rule:
-    return Rule(
-        "an integer >= 1, -1 (all), auto or a list of device indices",
-        lambda v: (_is_int(v) and (v >= 1 or v == -1)) or v == "auto" or isinstance(v, (list, tuple, str)),
-    )
-
-
-SEED = integer(0, 2**32 - 1)  # what numpy's generator accepts
+from denoise.ops.settings import InferenceSettings
+from denoise.rules import (
+    SEED,
+    Rule,
+    blocks_of,
+    either,
+    exactly,
+    fraction,
+    integer,
+    list_of,
+    non_negative_number,
+    one_of,
+    optional,
+    positive_number,
+    raise_problems,
+    rules_of,
+    setting_names,
+)
 
 # Lightning takes an integer (every n steps) or a fraction of an epoch.
 EVERY_N_STEPS_OR_FRACTION = either(integer(1), fraction(low_open=True))
+DEVICES = Rule(
+    "an integer >= 1, -1 (all), auto or a list of device indices",
+    lambda v: either(integer(1), exactly(-1)).accepts(v) or isinstance(v, (list, tuple, str)),
+)
 
-TRAIN_RULES: dict[str, Rule] = {
-    "seed": optional(SEED),
+# false / null: no submission, as none.
+SUBMISSION = Rule(
+    f"one of {', '.join(SUBMISSIONS)} (or false)",
+    lambda v: v is False or v is None or (isinstance(v, str) and v in SUBMISSIONS),
+)
+
+
+@dataclass(frozen=True)
+class TrainerArguments:
+    """``lightning.pytorch.Trainer``'s arguments that recipes set."""
+
     # -1: no step limit (Lightning's convention), for a run that ends at trainer.max_time.
-    "trainer.max_steps": either(integer(1), Rule("-1", lambda v: _is_int(v) and v == -1)),
-    "trainer.val_check_interval": EVERY_N_STEPS_OR_FRACTION,
-    "trainer.log_every_n_steps": integer(1),
-    "trainer.limit_val_batches": either(integer(0), fraction()),
-    "trainer.limit_train_batches": either(integer(1), fraction(low_open=True)),
-    "trainer.accumulate_grad_batches": integer(1),
-    "trainer.gradient_clip_val": optional(non_negative_number()),
-    "trainer.devices": devices(),
-    "trainer.num_nodes": integer(1),
-    "model.optimizer.lr": positive_number(),
-    "model.optimizer.weight_decay": non_negative_number(),
-    "model.optimizer.betas": list_of(fraction(high_open=True), length=2),
-    "model.optimizer.eps": positive_number(),
-    "model.scheduler.milestones": list_of(fraction()),
-    "model.scheduler.gamma": positive_number(),
-    "model.train_pd.factor": integer(1),
-    "model.train_pd.pad": integer(0),
-    "model.train_pd.layout": one_of(*LAYOUTS),
-    "model.train_pd.keep": one_of(*TRAIN_PD_KEEPS),
-    "model.val_protocol": one_of(*VAL_PROTOCOLS),
-    "model.data_scale": positive_number(),
-    "model.net.in_channels": integer(1),
-    "model.student.in_channels": integer(1),
-    # The size keys the shipped networks share; keys of one network only reach its constructor as set.
-    **{f"model.{net}.{key}": rule for net in ("net", "student") for key, rule in {
-        "dim": integer(1),
-        "channels": integer(1),
-        "num_blocks": either(integer(1), list_of(integer(1))),
-        "num_refinement_blocks": integer(0),
-        "heads": list_of(integer(1)),
-        "channel_heads": list_of(integer(1)),
-        "window_heads": list_of(integer(1)),
-        "head_dim": integer(1),
-        "window": integer(1),
-        "overlap": fraction(high_open=True),
-        "ffn_expansion": positive_number(),
-        "levels": integer(1),
-        "negative_slope": non_negative_number(),
-    }.items()},
-    "data.crop_size": integer(1),
-    "data.batch_size": integer(1),
-    "data.epoch_length": integer(1),
-    "data.num_workers": integer(0),
-    "data.crops_per_image": integer(1),
-    "data.val_size": integer(1),
-    "data.upscale": integer(1),
-    "data.images": optional(integer(1)),
-    "data.val_crop": optional(integer(1)),
-    "data.seed": SEED,
-    "callbacks.ema.decay": fraction(),
-    "callbacks.ema.update_every_n_steps": integer(1),
-    "callbacks.ema.update_starting_at_step": optional(integer(0)),
+    max_steps: Annotated[int, either(integer(1), exactly(-1))]
+    val_check_interval: Annotated[float, EVERY_N_STEPS_OR_FRACTION]
+    log_every_n_steps: Annotated[int, integer(1)]
+    limit_val_batches: Annotated[float, either(integer(0), fraction())]
+    limit_train_batches: Annotated[float, either(integer(1), fraction(low_open=True))]
+    accumulate_grad_batches: Annotated[int, integer(1)]
+    gradient_clip_val: Annotated[float | None, optional(non_negative_number())]
+    devices: Annotated[Any, DEVICES]
+    num_nodes: Annotated[int, integer(1)]
+
+
+@dataclass(frozen=True)
+class EMAArguments:
+    """``lightning.pytorch.callbacks.EMAWeightAveraging`` (callbacks=ema)."""
+
+    decay: Annotated[float, fraction()]
+    update_every_n_steps: Annotated[int, integer(1)]
+    update_starting_at_step: Annotated[int | None, optional(integer(0))]
+
+
+@dataclass(frozen=True)
+class BlindSpotModuleBlocks:
+    """The blocks of settings ``BlindSpotModule`` takes, and the class that reads each."""
+
+    scheduler: Annotated[dict | None, ScheduleSettings]
+    train_pd: Annotated[dict | None, TrainPD]
+    inference: Annotated[dict | None, InferenceSettings]
+    benchmark_inference: Annotated[dict | None, InferenceSettings]
+
+
+@dataclass(frozen=True)
+class TrainPDFields:
+    factor: Annotated[int, integer(1)]
+    pad: Annotated[int, integer(0)]
+    layout: Annotated[str, one_of(*LAYOUTS)]
+    keep: Annotated[str, one_of(*TRAIN_PD_KEEPS)]
+
+
+@dataclass(frozen=True)
+class TransformerUNetFields:
+    """The sizes TBSN and HCANet share (both are transformer U-Nets)."""
+
+    dim: Annotated[int, integer(1)]
+    num_blocks: Annotated[list, list_of(integer(1))]
+    num_refinement_blocks: Annotated[int, integer(0)]
+    ffn_expansion: Annotated[float, positive_number()]
+
+
+@dataclass(frozen=True)
+class TBSNFields(TransformerUNetFields):
+    channel_heads: Annotated[list, list_of(integer(1))]
+    window_heads: Annotated[list, list_of(integer(1))]
+    head_dim: Annotated[int, integer(1)]
+    window: Annotated[int, integer(1)]
+    overlap: Annotated[float, fraction(high_open=True)]
+
+
+@dataclass(frozen=True)
+class HCANetFields(TransformerUNetFields):
+    heads: Annotated[list, list_of(integer(1))]
+
+
+# class -> (the dataclass of its rules, the class whose parameters or fields those rules check).
+# Rules that belong in the class's own code are here only while that code is not annotated.
+EXTERNAL: dict[type, tuple[type, type]] = {
+    Trainer: (TrainerArguments, Trainer),
+    EMAWeightAveraging: (EMAArguments, EMAWeightAveraging),
+    # Any torch optimiser: the arguments they share, named as AdamW (the default) names them.
+    torch.optim.Optimizer: (OptimizerArguments, torch.optim.AdamW),
+    BlindSpotModule: (BlindSpotModuleBlocks, BlindSpotModule),
+    TrainPD: (TrainPDFields, TrainPD),
+    TBSN: (TBSNFields, TBSNOptions),
+    HCANet: (HCANetFields, HCANetOptions),
+    BlindSpotHCANet: (HCANetFields, HCANetOptions),
 }
-TRAIN_INFERENCE_BLOCKS = ("model.inference", "model.teacher_inference", "model.benchmark_inference")
-
-EVAL_RULES: dict[str, Rule] = {
-    # eval.py builds the same datamodules: their keys follow the same rules.
-    **{key: rule for key, rule in TRAIN_RULES.items() if key.startswith("data.")},
-    "data.blocks": optional(integer(0)),
-    "limit": optional(integer(1)),
-    "panels": optional(integer(0)),
-    "protocol": one_of("auto", *SCORING_PROTOCOLS),
-    # false / null: no submission, as none.
-    "submission": Rule(
-        f"one of {', '.join(SUBMISSIONS)} (or false)",
-        lambda v: v is False or v is None or (isinstance(v, str) and v in SUBMISSIONS),
-    ),
-}
-PREDICT_RULES: dict[str, Rule] = {}
-# eval.py and predict.py: null keys keep the checkpoint's own value.
-OVERRIDE_INFERENCE_BLOCKS = ("inference",)
-
-_ABSENT = object()
 
 
-def _value(cfg: DictConfig, key: str) -> Any:
-    value = OmegaConf.select(cfg, key, default=_ABSENT)
-    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+@dataclass(frozen=True)
+class TrainEntry:
+    """The keys of configs/train.yaml that train.py reads itself."""
+
+    seed: Annotated[int | None, optional(SEED)]
 
 
-def rule_problems(cfg: DictConfig, rules: Mapping[str, Rule]) -> list[str]:
-    problems = []
-    for key, rule in rules.items():
-        value = _value(cfg, key)
-        if value is not _ABSENT and not rule.accepts(value):
-            problems.append(f"{key}={value!r}: expected {rule.expected}")
-    return problems
+@dataclass(frozen=True)
+class PredictEntry:
+    """The keys of configs/predict.yaml that predict.py checks; null inference keys keep the checkpoint's."""
+
+    inference: Annotated[dict | None, InferenceSettings]
 
 
-def inference_problems(cfg: DictConfig, block: str) -> list[str]:
-    """The problems :meth:`~denoise.ops.inference.InferenceSettings.overridden` finds in ``block``
-    (its non-null keys), named with the block. The base has no tiling, so that a tile overlap given
-    alone is checked later against the tile size it will be used with (a checkpoint's own)."""
-    values = _value(cfg, block)
-    if values is _ABSENT or values is None:
-        return []
-    if not isinstance(values, dict):
-        return [f"{block}={values!r}: expected a mapping of inference settings"]
+@dataclass(frozen=True)
+class EvalEntry(PredictEntry):
+    """The keys of configs/eval.yaml that eval.py reads itself."""
+
+    limit: Annotated[int | None, optional(integer(1))]
+    panels: Annotated[int | None, optional(integer(0))]
+    protocol: Annotated[str, one_of("auto", *SCORING_PROTOCOLS)]
+    submission: Annotated[Any, SUBMISSION]
+
+
+def stale_external_rules(external: Mapping[type, tuple[type, type]]) -> list[str]:
+    """The rules of ``external`` that name a parameter or field their class does not have."""
+    return [
+        f"{fields.__name__}.{name} (not a setting of {checked.__name__})"
+        for fields, checked in external.values()
+        for name in sorted(setting_names(fields) - setting_names(checked))
+    ]
+
+
+if stale_external_rules(EXTERNAL):  # a renamed parameter: its rule would check nothing
+    raise RuntimeError(f"rules of settings that do not exist: {', '.join(stale_external_rules(EXTERNAL))}")
+
+
+# --- the walk -----------------------------------------------------------------------------------
+def owner_settings(owner: Any, read: Callable[[Any], dict]) -> dict:
+    """What ``read`` (:func:`rules_of` or :func:`blocks_of`) finds on ``owner`` and on the
+    dataclasses :data:`EXTERNAL` gives its classes."""
+    found = dict(read(owner)) if owner is not None else {}
+    for cls in getattr(owner, "__mro__", ()):
+        if cls in EXTERNAL:
+            found.update(read(EXTERNAL[cls][0]))
+    return found
+
+
+def target_of(values: Mapping) -> Any:
+    """The class (or function) a node's ``_target_`` names; None when it has none or it does not
+    import (instantiating the node reports that)."""
+    target = values.get("_target_")
+    if not isinstance(target, str):
+        return None
     try:
-        InferenceSettings(tile_size=None).overridden(values)
-    except ConfigError as error:
-        return [f"{block}: {str(error).removeprefix('inference settings: ')}"]
-    return []
+        return get_object(target)
+    except (ImportError, AttributeError, ValueError):
+        return None
 
 
-def check_config(cfg: DictConfig, rules: Mapping[str, Rule], inference_blocks: tuple[str, ...] = ()) -> None:
+def checks(values: Mapping, owner: Any, prefix: str = "") -> Iterator[tuple[str, Any, Rule | type]]:
+    """(path, value, what checks it) for every checked key of a config node read by ``owner`` and of
+    every node inside it: a rule of the key's owner, or a settings class that checks its block itself."""
+    rules, blocks = owner_settings(owner, rules_of), owner_settings(owner, blocks_of)
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if key in rules:
+            yield path, value, rules[key]
+        if key in blocks and hasattr(blocks[key], "block_problems"):
+            yield path, value, blocks[key]
+        elif key in blocks and isinstance(value, Mapping):
+            yield from checks(value, blocks[key], f"{path}.")
+        elif key in blocks and value is not None:
+            yield path, value, Rule(f"a mapping of {blocks[key].__name__} settings", lambda v: isinstance(v, Mapping))
+        elif isinstance(value, Mapping):
+            yield from checks(value, target_of(value), f"{path}.")
+
+
+def node_problems(values: Mapping, owner: Any, prefix: str = "") -> list[str]:
+    """The problems of a config node read by ``owner`` and of every node inside it."""
+    found = []
+    for path, value, check in checks(values, owner, prefix):
+        found += [check.problem(path, value)] if isinstance(check, Rule) else check.block_problems(value, path)
+    return [problem for problem in found if problem is not None]
+
+
+def resolved(cfg: DictConfig) -> dict[str, Any]:
+    """The config as plain values, without Hydra's own section."""
+    return {
+        key: OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        for key, value in cfg.items()
+        if key != "hydra"
+    }
+
+
+def check_config(cfg: DictConfig, entry: type) -> None:
     """ConfigError listing every bad value of ``cfg`` in one line; nothing when all are usable."""
-    problems = rule_problems(cfg, rules)
-    for block in inference_blocks:
-        problems += inference_problems(cfg, block)
-    if problems:
-        raise ConfigError("; ".join(problems))
+    raise_problems(node_problems(resolved(cfg), entry))
 
 
 def check_train_config(cfg: DictConfig) -> None:
-    check_config(cfg, TRAIN_RULES, TRAIN_INFERENCE_BLOCKS)
+    check_config(cfg, TrainEntry)
 
 
 def check_eval_config(cfg: DictConfig) -> None:
-    check_config(cfg, EVAL_RULES, OVERRIDE_INFERENCE_BLOCKS)
+    check_config(cfg, EvalEntry)
 
 
 def check_predict_config(cfg: DictConfig) -> None:
-    check_config(cfg, PREDICT_RULES, OVERRIDE_INFERENCE_BLOCKS)
+    check_config(cfg, PredictEntry)

@@ -10,7 +10,8 @@ of a run (for an exact resume) is the datamodule's own state (``TrainingDataModu
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import lightning as L
 import torch
@@ -21,9 +22,20 @@ from torchmetrics import MaxMetric, MeanMetric
 from denoise.data.checks import check_channels
 from denoise.data.datamodules.base import DenoisingDataModule
 from denoise.lit.checkpoint_format import mark_format, upgrade_checkpoint
-from denoise.lit.schedule import progress_scheduler, run_progress
+from denoise.lit.schedule import ScheduleSettings, progress_scheduler, run_progress
 from denoise.metrics.scoring import METRICS, batch_scores, scored_estimate
 from denoise.ops import InferenceSettings, Progress
+from denoise.rules import (
+    checked,
+    fraction,
+    list_of,
+    non_negative_number,
+    one_of,
+    positive_number,
+    problems,
+    raise_problems,
+    rules_of,
+)
 
 VAL_PROTOCOLS = ("srgb", "hsi")
 # What validation logs of each protocol's scores: log key -> metric (denoise.metrics.scoring).
@@ -31,6 +43,21 @@ VAL_LOGS = {
     "srgb": {"val/psnr": "psnr", "val/ssim": "ssim_gaussian"},
     "hsi": {"val/psnr": "mpsnr", "val/mssim": "mssim", "val/sam": "sam_rad"},
 }
+
+# The optimiser of every module unless a recipe says otherwise (``model.optimizer`` composes it):
+# TBSN's AdamW. Any torch.optim class can replace it through ``_target_``, with its own arguments.
+OPTIMIZER = {"_target_": "torch.optim.AdamW", "lr": 3.0e-4, "weight_decay": 0.01, "betas": (0.9, 0.999)}
+
+
+@dataclass(frozen=True)
+class OptimizerArguments:
+    """The arguments torch's optimisers share, checked wherever a config sets them (SGD has no
+    ``betas``: its config does not set them)."""
+
+    lr: Annotated[float, positive_number()]
+    weight_decay: Annotated[float, non_negative_number()]
+    betas: Annotated[tuple[float, float], list_of(fraction(high_open=True), length=2)]
+    eps: Annotated[float, positive_number()]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -46,7 +73,13 @@ class DenoisingModule(L.LightningModule):
     in [0, 1] scaled to [0, ``data_scale``], and its validation. Subclasses save their
     hyper-parameters (the configs) so that a checkpoint alone rebuilds them."""
 
-    def __init__(self, network: dict, data_scale: float, val_protocol: str):
+    @checked("model.")
+    def __init__(
+        self,
+        network: dict,
+        data_scale: Annotated[float, positive_number()],
+        val_protocol: Annotated[str, one_of(*VAL_PROTOCOLS)],
+    ):
         super().__init__()
         self.net = instantiate(network)
         self.data_scale = float(data_scale)
@@ -144,13 +177,11 @@ class DenoisingModule(L.LightningModule):
         return self.parameters()
 
     def configure_optimizers(self) -> dict:
+        raise_problems(problems(rules_of(OptimizerArguments), self.hparams.optimizer, "model.optimizer."))
         optimizer = instantiate(self.hparams.optimizer, params=self.trainable_parameters())
-        scheduler_cfg = self.hparams.scheduler or {}
+        schedule = ScheduleSettings(**(self.hparams.scheduler or {}))
         # Milestones are fractions of the run, counted in steps or in trainer.max_time.
-        scheduler = progress_scheduler(
-            optimizer, run_progress(self.trainer), scheduler_cfg.get("milestones", [0.4, 0.8]),
-            scheduler_cfg.get("gamma", 0.1),
-        )
+        scheduler = progress_scheduler(optimizer, run_progress(self.trainer), schedule.milestones, schedule.gamma)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def compile_network(self, net: torch.nn.Module) -> None:

@@ -10,6 +10,7 @@ not part of the student's checkpoint: ``load_model(student.ckpt)`` needs no teac
 from __future__ import annotations
 
 import dataclasses
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
@@ -19,11 +20,17 @@ from denoise.errors import ConfigError
 from denoise.lit.base import DenoisingModule, plain
 from denoise.lit.checkpoint_format import upgrade_network_config
 from denoise.lit.loading import load_model
+from denoise.lit.schedule import ScheduleSettings
 from denoise.ops import InferenceSettings, Progress, single_pass_denoise
 
 # The teacher's protocol of the official distillation code: PD 2 then one R3 pass (p = 0.16).
-# TBSN: PD 2, then one full-resolution pass on the unpadded image (as configs/model/distill.yaml).
+# TBSN: PD 2, then one full-resolution pass on the unpadded image. ``model.teacher_inference``
+# composes these (its other settings are InferenceSettings' defaults).
 TEACHER_INFERENCE = {"pd_factor": 2, "r3_passes": 1, "r3_p": 0.16, "r3_pad": 0, "tile_size": None}
+# The student is non-blind: one full-resolution pass, no PD, no R3, whatever its config says.
+STUDENT_FORCED = {"pd_factor": 1, "r3_passes": 0}
+# What the student's ``model.inference`` composes: the settings a single pass reads.
+STUDENT_INFERENCE_KEYS = ("ensemble", "tile_size", "tile_overlap", "precision", "restore_detail")
 
 
 class DistillationModule(DenoisingModule):
@@ -36,9 +43,9 @@ class DistillationModule(DenoisingModule):
         student: dict,
         optimizer: dict,
         teacher_ckpt: str | None = None,
-        scheduler: dict | None = None,
-        teacher_inference: dict | None = None,
-        inference: dict | None = None,
+        scheduler: Annotated[dict | None, ScheduleSettings] = None,
+        teacher_inference: Annotated[dict | None, InferenceSettings] = None,
+        inference: Annotated[dict | None, InferenceSettings] = None,
         data_scale: float = 1.0,
         val_protocol: str = "srgb",
         compile: bool = False,
@@ -54,8 +61,7 @@ class DistillationModule(DenoisingModule):
         self.teacher_settings = InferenceSettings.from_config(
             {**TEACHER_INFERENCE, **(teacher_inference or {})}
         )
-        # The student is non-blind: one full-resolution pass, no PD, no R3.
-        self.inference = InferenceSettings.from_config({**(inference or {}), "pd_factor": 1, "r3_passes": 0})
+        self.inference = InferenceSettings.from_config({**(inference or {}), **STUDENT_FORCED})
         self.__dict__["teacher"] = None  # not a submodule: never trained, never saved with the student
 
     @torch.no_grad()

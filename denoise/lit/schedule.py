@@ -5,17 +5,33 @@ first. Its progress is the larger of the two fractions done, so the same milesto
 of the run) serve a run of 100k GPU steps and a run of 10 minutes on a laptop: with a time budget
 the learning rate drops at 40 % and 80 % of the budget, however many steps that turns out to be.
 Elapsed time comes from Lightning's ``Timer`` (the callback ``trainer.max_time`` installs), which
-keeps the time of earlier sessions of a resumed run.
+keeps the time of earlier sessions of a resumed run. :class:`ScheduleSettings` holds the milestones
+and the factor, their defaults and their checks (``model.scheduler`` composes its defaults).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from lightning.pytorch.callbacks import Timer
 
 from denoise.errors import ConfigError
+from denoise.rules import check_fields, fraction, list_of, positive_number
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """``model.scheduler``: the learning rate is multiplied by ``gamma`` at each milestone."""
+
+    # Fractions of the run (of trainer.max_steps or trainer.max_time, whichever ends it first).
+    milestones: Annotated[Sequence[float], list_of(fraction())] = (0.4, 0.8)
+    gamma: Annotated[float, positive_number()] = 0.1
+
+    def __post_init__(self):
+        check_fields(self, "model.scheduler.")
 
 
 class RunProgress:

@@ -8,10 +8,19 @@ and writes :meth:`forward_padded`, the network on sides that are multiples of ``
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from torch import nn
 
 from denoise.ops.padding import crop_to, pad_to_multiple
+from denoise.rules import checked, integer
+
+
+def network_name(net: nn.Module) -> str:
+    """What a network's error lines start with: its class, since the same network may sit at
+    ``model.net``, ``model.student`` or ``model.net.spatial``."""
+    return f"{type(net).__name__}: "
 
 
 class Network(nn.Module):
@@ -26,7 +35,8 @@ class Network(nn.Module):
     # the training recipes rely on it.
     blindness: str | None = None
 
-    def __init__(self, in_channels: int, size_multiple: int = 1):
+    @checked(network_name)
+    def __init__(self, in_channels: Annotated[int, integer(1)], size_multiple: int = 1):
         super().__init__()
         self.in_channels = int(in_channels)
         self.size_multiple = int(size_multiple)

@@ -14,14 +14,16 @@ right borders (both exactly blind), and agree exactly on multiples of 6.
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
 from torch import nn
 
-from denoise.nets.base import Network
+from denoise.nets.base import Network, network_name
 from denoise.nets.blind_spot import BlindSpotBranch
 from denoise.nn.fast_layers import use_fast_layers
-from denoise.nn.forms import check_form
+from denoise.nn.forms import FORMS
+from denoise.rules import checked, integer, list_of, one_of
 
 
 class DilatedResidualBlock(nn.Module):
@@ -59,9 +61,16 @@ class DBSN(Network):
     # would read it next to its original.
     padding_mode = "constant"
 
-    def __init__(self, in_channels: int = 3, channels: int = 128, num_blocks: int = 9,
-                 phase_strides: tuple[int, ...] = (2, 3), form: str = "phase"):
-        check_form(form, "DBSN")
+    @checked(network_name)
+    def __init__(
+        self,
+        in_channels: int = 3,
+        channels: Annotated[int, integer(1)] = 128,
+        num_blocks: Annotated[int, integer(1)] = 9,
+        # A stride of 1 would mask the whole 1x1 kernel: the branch would see nothing.
+        phase_strides: Annotated[tuple[int, ...], list_of(integer(2), non_empty=True)] = (2, 3),
+        form: Annotated[str, one_of(*FORMS)] = "phase",
+    ):
         # The phase split needs whole phases; the literal form takes any size.
         super().__init__(in_channels, math.lcm(*phase_strides) if form == "phase" else 1)
         self.form = form

@@ -8,11 +8,14 @@ Any H, W (reflect-padded to a multiple of 32 inside, cropped back).
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from denoise.nets.base import Network
+from denoise.nets.base import Network, network_name
+from denoise.rules import checked, integer, non_negative_number
 
 
 def _conv(in_channels: int, out_channels: int, slope: float) -> nn.Sequential:
@@ -22,7 +25,14 @@ def _conv(in_channels: int, out_channels: int, slope: float) -> nn.Sequential:
 class UNet(Network):
     """(B, in_channels, H, W) -> (B, in_channels, H, W); ``levels`` max-pools, so inputs are padded to 2**levels."""
 
-    def __init__(self, in_channels: int = 3, dim: int = 48, levels: int = 5, negative_slope: float = 0.1):
+    @checked(network_name)
+    def __init__(
+        self,
+        in_channels: int = 3,
+        dim: Annotated[int, integer(1)] = 48,
+        levels: Annotated[int, integer(1)] = 5,
+        negative_slope: Annotated[float, non_negative_number()] = 0.1,
+    ):
         super().__init__(in_channels, 2**levels)
         self.levels = levels
         # Encoder: two convs at full resolution, one at each deeper level, a max-pool after each level.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Annotated
 
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
@@ -17,18 +18,13 @@ from torch.utils.data import DataLoader, Dataset
 from denoise.data.datamodules.data_position import DataPosition, PositionedDataset
 from denoise.data.noise import NoNoise
 from denoise.errors import ConfigError
+from denoise.rules import SEED, checked, integer
 
 log = logging.getLogger(__name__)
 
 
 def is_synthetic(noise: Callable | None) -> bool:
     return noise is not None and not isinstance(noise, NoNoise)
-
-
-def positive_int(value, key: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"data.{key}={value!r}: expected an integer >= {minimum}")
-    return value
 
 
 class DenoisingDataModule(L.LightningDataModule):
@@ -38,9 +34,10 @@ class DenoisingDataModule(L.LightningDataModule):
     ``num_workers``: loader processes; ``test_set``: the whole images that ``eval.py`` scores.
     """
 
-    def __init__(self, num_workers: int):
+    @checked("data.")
+    def __init__(self, num_workers: Annotated[int, integer(0)]):
         super().__init__()
-        self.num_workers = positive_int(num_workers, "num_workers", minimum=0)
+        self.num_workers = num_workers
         self.in_channels: int | None = None
         self.test_set: Dataset | None = None
 
@@ -49,21 +46,20 @@ class TrainingDataModule(DenoisingDataModule):
     """Base of the datamodules that train: the keys every one of them has, the training loader,
     and the data position (Lightning saves ``state_dict`` in checkpoints: an exact resume)."""
 
+    @checked("data.")
     def __init__(
         self,
         noise: Callable | None,
-        crop_size: int,
-        batch_size: int,
+        crop_size: Annotated[int, integer(1)],
+        batch_size: Annotated[int, integer(1)],
         num_workers: int,
-        epoch_length: int,
+        epoch_length: Annotated[int, integer(1)],  # crops per epoch
         augment: bool,
-        seed: int = 0,
+        seed: Annotated[int, SEED] = 0,
     ):
         super().__init__(num_workers)
         self.noise = noise if noise is not None else NoNoise()
-        self.crop_size = positive_int(crop_size, "crop_size")
-        self.batch_size = positive_int(batch_size, "batch_size")
-        self.epoch_length = positive_int(epoch_length, "epoch_length")
+        self.crop_size, self.batch_size, self.epoch_length = crop_size, batch_size, epoch_length
         if self.epoch_length < self.batch_size:
             raise ConfigError(
                 f"data.epoch_length={epoch_length} is smaller than data.batch_size={batch_size}: an epoch "

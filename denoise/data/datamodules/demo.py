@@ -14,15 +14,17 @@ sensor of twice the resolution, and the noise is added at that resolution.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Annotated
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from skimage import data as skdata
 
-from denoise.data.datamodules.base import TrainingDataModule, positive_int
+from denoise.data.datamodules.base import TrainingDataModule
 from denoise.data.datasets.images import NoisyCropDataset, PairedImageDataset, fixed_noise
 from denoise.errors import ConfigError
+from denoise.rules import checked, integer
 
 BUNDLED: dict[str, Callable[[], np.ndarray]] = {
     "astronaut": skdata.astronaut,
@@ -58,24 +60,24 @@ def centre_crop(image: torch.Tensor, size: int) -> torch.Tensor:
 class DemoDataModule(TrainingDataModule):
     """The bundled photos: fixed-noise training crops, held-out photos validated against their originals."""
 
+    @checked("data.")
     def __init__(
         self,
         noise: Callable | None = None,
         train_images: Sequence[str] = ("astronaut", "coffee", "rocket", "immunohistochemistry"),
         val_images: Sequence[str] = ("chelsea", "motorcycle"),
-        val_size: int = 256,
+        val_size: Annotated[int, integer(1)] = 256,
         crop_size: int = 64,
         batch_size: int = 8,
         epoch_length: int = 800,
         augment: bool = True,
         num_workers: int = 0,
         seed: int = 0,
-        upscale: int = 2,
+        upscale: Annotated[int, integer(1)] = 2,
     ):
         super().__init__(noise, crop_size, batch_size, num_workers, epoch_length, augment, seed)
         self.train_names, self.val_names = list(train_images), list(val_images)
-        self.val_size = positive_int(val_size, "val_size")
-        self.upscale = positive_int(upscale, "upscale")
+        self.val_size, self.upscale = val_size, upscale
         self.in_channels = 3
 
     def setup(self, stage: str | None = None) -> None:

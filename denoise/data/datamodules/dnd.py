@@ -13,6 +13,7 @@ names) and ``index`` (image, box) 0-based. Only the box is read from the HDF5 fi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import h5py
 import numpy as np
@@ -22,6 +23,7 @@ from torch.utils.data import Dataset
 from denoise.data.datamodules.base import EvaluationDataModule
 from denoise.data.formats.matfile import mat_keys
 from denoise.errors import ConfigError, DataError
+from denoise.rules import checked, integer, optional
 
 DND_URL = "https://noise.visinf.tu-darmstadt.de/"
 LAYOUT = "<root>/info.mat and <root>/images_srgb/0001.mat ... (MATLAB v7.3, key InoisySRGB)"
@@ -80,7 +82,11 @@ class DNDBoxes(Dataset):
 class DNDDataModule(EvaluationDataModule):
     """DND sRGB boxes for evaluation / submission (``images``: only the first N images, null = all)."""
 
-    def __init__(self, root: str | None = None, images: int | None = None, num_workers: int = 0, **training_keys):
+    @checked("data.")
+    def __init__(
+        self, root: str | None = None, images: Annotated[int | None, optional(integer(1))] = None, num_workers: int = 0,
+        **training_keys,
+    ):
         super().__init__(num_workers, **training_keys)
         if root is None:
             raise ConfigError(f"data.root is not set: pass data.root=/path/to/dnd_2017 with {LAYOUT}; DND: {DND_URL}")

@@ -21,12 +21,14 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Annotated
 
 from denoise.data.checks import check_crop_fits
 from denoise.data.datamodules.base import TrainingDataModule, is_synthetic
 from denoise.data.datasets.images import ImageFile, NoisyCropDataset, PairedImageDataset, lazy_fixed_noisy
 from denoise.data.formats.image_files import IMAGE_SUFFIXES, ImageInfo, list_images, probe_images
 from denoise.errors import ConfigError, DataError
+from denoise.rules import checked, fraction, integer
 
 # A .mat file needs the name of its variable, which data=folder has no setting for.
 FOLDER_SUFFIXES = tuple(suffix for suffix in IMAGE_SUFFIXES if suffix != ".mat")
@@ -80,12 +82,13 @@ def match_pairs(
 
 
 class FolderDataModule(TrainingDataModule):
+    @checked("data.")
     def __init__(
         self,
         noise: Callable | None = None,
         noisy_dir: str | None = None,
         clean_dir: str | None = None,
-        val_fraction: float = 0.1,
+        val_fraction: Annotated[float, fraction(high_open=True)] = 0.1,
         val_files: Sequence[str] | None = None,
         train_on_val: bool = False,
         crop_size: int = 128,
@@ -93,7 +96,7 @@ class FolderDataModule(TrainingDataModule):
         num_workers: int = 2,
         epoch_length: int = 800,
         augment: bool = True,
-        crops_per_image: int = 1,
+        crops_per_image: Annotated[int, integer(1)] = 1,
         skip_bad: bool = False,
         seed: int = 0,
     ):
@@ -107,8 +110,6 @@ class FolderDataModule(TrainingDataModule):
                 f"data.clean_dir={clean_dir} without data.noisy_dir needs synthetic noise: choose noise=gaussian, "
                 f"noise=poisson_gaussian, ..."
             )
-        if not 0.0 <= float(val_fraction) < 1.0:
-            raise ConfigError(f"data.val_fraction={val_fraction}: expected a fraction in [0, 1)")
         self.noisy_dir, self.clean_dir = noisy_dir, clean_dir
         self.val_fraction, self.val_files, self.train_on_val = float(val_fraction), val_files, bool(train_on_val)
         self.crops_per_image, self.skip_bad = crops_per_image, skip_bad

@@ -25,11 +25,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 
 from denoise.data.checks import check_crop_fits
-from denoise.data.datamodules.base import TrainingDataModule, is_synthetic, positive_int
+from denoise.data.datamodules.base import TrainingDataModule, is_synthetic
 from denoise.data.datasets.images import NoisyCropDataset, PairedImageDataset, as_float, fixed_noise
 from denoise.data.formats.hsi_cube import (
     NORMALIZATIONS,
@@ -41,6 +42,7 @@ from denoise.data.formats.hsi_cube import (
     read_cube,
 )
 from denoise.errors import ConfigError, DataError
+from denoise.rules import checked, fraction, integer, one_of, optional
 
 log = logging.getLogger(__name__)
 AXES = ("width", "height")
@@ -91,6 +93,7 @@ class CubeReader:
 
 
 class HSIDataModule(TrainingDataModule):
+    @checked("data.")
     def __init__(
         self,
         noise: Callable | None = None,
@@ -98,23 +101,23 @@ class HSIDataModule(TrainingDataModule):
         val_files: str | Sequence[str] | None = None,
         test_files: str | Sequence[str] | None = None,
         reference_files: str | Sequence[str] | None = None,
-        bands: int = 31,
+        bands: Annotated[int, integer(1)] = 31,
         band_range: Sequence[int] | None = None,
         key: str | None = None,
         noisy_key: str | None = None,
         layout: str = "auto",
-        normalize: str = "minmax",
+        normalize: Annotated[str, one_of(*NORMALIZATIONS)] = "minmax",
         quantiles: Sequence[float] = (0.02, 0.98),
         scale: float | None = None,
-        holdout: float = 0.2,
-        holdout_axis: str = "width",
-        val_crop: int | None = None,
+        holdout: Annotated[float, fraction(high_open=True)] = 0.2,
+        holdout_axis: Annotated[str, one_of(*AXES)] = "width",
+        val_crop: Annotated[int | None, optional(integer(1))] = None,
         crop_size: int = 64,
         batch_size: int = 8,
         num_workers: int = 0,
         epoch_length: int = 800,
         augment: bool = False,
-        crops_per_image: int = 1,
+        crops_per_image: Annotated[int, integer(1)] = 1,
         lazy: bool = False,
         skip_bad: bool = False,
         seed: int = 0,
@@ -122,12 +125,6 @@ class HSIDataModule(TrainingDataModule):
         super().__init__(noise, crop_size, batch_size, num_workers, epoch_length, augment, seed)
         if files is None:
             raise ConfigError("data.files is not set: pass data.files=[cube.mat, ...] or a glob such as 'icvl/*.mat'")
-        if normalize not in NORMALIZATIONS:
-            raise ConfigError(f"data.normalize={normalize!r}: expected one of {', '.join(NORMALIZATIONS)}")
-        if not 0.0 <= float(holdout) < 1.0:
-            raise ConfigError(f"data.holdout={holdout}: expected a fraction in [0, 1)")
-        if holdout_axis not in AXES:
-            raise ConfigError(f"data.holdout_axis={holdout_axis!r}: expected one of {', '.join(AXES)}")
         if band_range is not None and (len(band_range) != 2 or not 0 <= band_range[0] < band_range[1]):
             raise ConfigError(f"data.band_range={list(band_range)!r}: expected [start, stop) with 0 <= start < stop")
         if reference_files is not None and (val_files is not None or is_synthetic(noise) or noisy_key is not None):
@@ -135,7 +132,7 @@ class HSIDataModule(TrainingDataModule):
                               "no data.val_files and no data.noisy_key")
         self.files, self.val_files, self.test_files = files, val_files, test_files
         self.reference_files = reference_files
-        self.bands = positive_int(bands, "bands")
+        self.bands = bands
         self.band_range = tuple(band_range) if band_range is not None else None
         self.key, self.noisy_key, self.axis_order = key, noisy_key, layout
         self.reader = CubeReader(self.band_range, normalize, tuple(quantiles), scale, noisy_key)

@@ -19,6 +19,7 @@ import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Annotated
 
 from denoise.data.checks import check_crop_fits
 from denoise.data.datamodules.base import TrainingDataModule
@@ -27,6 +28,7 @@ from denoise.data.datasets.images import ImageFile, NoisyCropDataset
 from denoise.data.datasets.sidd_patches import default_patch_dir, read_manifest
 from denoise.data.formats.image_files import ImageInfo, probe_images
 from denoise.errors import ConfigError, DataError
+from denoise.rules import checked, integer, optional
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ def medium_images(data_dir: str | Path) -> list[tuple[Path, Path | None]]:
 class SIDDDataModule(TrainingDataModule):
     """SIDD Medium sRGB noisy crops for training; SIDD validation blocks for validation."""
 
+    @checked("data.")
     def __init__(
         self,
         noise: Callable | None = None,
@@ -83,11 +86,11 @@ class SIDDDataModule(TrainingDataModule):
         num_workers: int = 4,
         epoch_length: int = 4000,
         augment: bool = False,
-        val_blocks: int | None = None,
+        val_blocks: Annotated[int | None, optional(integer(0))] = None,  # null: all blocks
         val_dir: str | None = None,
         patch_dir: str | None = None,
         use_patches: str | bool = "auto",
-        crops_per_image: int = 1,
+        crops_per_image: Annotated[int, integer(1)] = 1,
         skip_bad: bool = False,
         seed: int = 0,
     ):
@@ -98,8 +101,6 @@ class SIDDDataModule(TrainingDataModule):
         use_patches = {True: "always", False: "never"}.get(use_patches, use_patches)
         if use_patches not in PATCH_MODES:
             raise ConfigError(f"data.use_patches={use_patches!r}: expected one of {', '.join(PATCH_MODES)}")
-        if val_blocks is not None and (isinstance(val_blocks, bool) or int(val_blocks) < 0):
-            raise ConfigError(f"data.val_blocks={val_blocks!r}: expected null (all blocks) or a count >= 0")
         self.root, self.val_blocks, self.val_dir = Path(root), val_blocks, val_dir
         self.patch_dir, self.use_patches = patch_dir, use_patches
         self.crops_per_image, self.skip_bad = crops_per_image, skip_bad

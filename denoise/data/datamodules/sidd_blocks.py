@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 from torch.utils.data import Dataset
@@ -19,6 +20,7 @@ from denoise.data.datamodules.base import EvaluationDataModule
 from denoise.data.datasets.images import PairedImageDataset
 from denoise.data.formats.matfile import mat_shapes, read_mat
 from denoise.errors import ConfigError, DataError
+from denoise.rules import checked, integer, optional
 
 SIDD_URL = "https://abdokamel.github.io/sidd/"
 VAL_NOISY, VAL_GT = "ValidationNoisyBlocksSrgb", "ValidationGtBlocksSrgb"
@@ -125,10 +127,11 @@ def validation_blocks(
 class SIDDValidationDataModule(EvaluationDataModule):
     """``data=sidd_val``: the SIDD validation blocks, noisy and ground truth, for evaluation."""
 
+    @checked("data.")
     def __init__(
         self,
         root: str | None = None,
-        blocks: int | None = None,
+        blocks: Annotated[int | None, optional(integer(0))] = None,  # null: all
         noisy_file: str | None = None,
         gt_file: str | None = None,
         num_workers: int = 0,
@@ -151,10 +154,11 @@ class SIDDValidationDataModule(EvaluationDataModule):
 class SIDDBenchmarkDataModule(EvaluationDataModule):
     """``data=sidd_bench``: the SIDD benchmark blocks (no ground truth), for writing a submission."""
 
+    @checked("data.")
     def __init__(
         self,
         root: str | None = None,
-        blocks: int | None = None,
+        blocks: Annotated[int | None, optional(integer(0))] = None,  # null: all
         noisy_file: str | None = None,
         num_workers: int = 0,
         **training_keys,
