@@ -26,12 +26,15 @@ instead of at noise, and spends its steps on what the spatial network adds.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from einops import rearrange
 from torch import nn
 
 from denoise.errors import ConfigError
 from denoise.nets.base import Network
+from denoise.rules import checked, integer
 
 
 def band_groups(bands: int, groups: int) -> list[torch.Tensor]:
@@ -95,8 +98,15 @@ class SpectralBlindSpotNet(Network):
 
     blindness = "pixel_band"
 
+    # The hyperspectral network is the model's own network (its other messages name model.net too).
+    @checked("model.net.")
     def __init__(
-        self, in_channels: int, spatial: Network, groups: int = 2, hidden: int = 128, linear_start: bool = True
+        self,
+        in_channels: int,
+        spatial: Network,
+        groups: Annotated[int, integer(2)] = 2,
+        hidden: Annotated[int, integer(1)] = 128,
+        linear_start: bool = True,
     ):
         super().__init__(in_channels)
         if spatial.blindness != "pixel":
