@@ -22,10 +22,14 @@ from tests.conftest import compose_net
 BANDS = 7  # odd, so the groups differ in size
 
 
+def small_tbsn(bands: int = BANDS) -> TBSN:
+    return TBSN(bands, dim=8, num_blocks=[1, 1, 1], num_refinement_blocks=1, channel_heads=[1, 1, 1],
+                window_heads=[1, 1, 1])
+
+
 def small_net(groups: int = 2, spatial: str = "tbsn") -> SpectralBlindSpotNet:
     if spatial == "tbsn":
-        body = TBSN(BANDS, dim=8, num_blocks=[1, 1, 1], num_refinement_blocks=1, channel_heads=[1, 1, 1],
-                    window_heads=[1, 1, 1])
+        body = small_tbsn()
     else:
         body = DBSN(BANDS, channels=8, num_blocks=2)
     return SpectralBlindSpotNet(BANDS, body, groups=groups, hidden=16)
@@ -117,8 +121,7 @@ def low_rank_cube(bands: int = 12, size: int = 32, sigma: float = 0.1, seed: int
 
 def test_linear_start_begins_at_the_spectral_least_squares_predictor():
     clean, noisy = low_rank_cube()
-    net = SpectralBlindSpotNet(12, TBSN(12, dim=8, num_blocks=[1, 1, 1], num_refinement_blocks=1,
-                                        channel_heads=[1, 1, 1], window_heads=[1, 1, 1]), hidden=16)
+    net = SpectralBlindSpotNet(12, small_tbsn(12), hidden=16)
     assert net.start_from_data(noisy)
     with torch.no_grad():
         out = net(noisy)
@@ -151,3 +154,13 @@ def test_without_linear_start_the_network_is_left_as_built():
     before = {name: value.clone() for name, value in net.state_dict().items()}
     assert not net.start_from_data(noisy)
     assert all(torch.equal(before[name], value) for name, value in net.state_dict().items())
+
+
+def test_linear_start_inside_a_bf16_step_solves_in_float64():
+    _, noisy = low_rank_cube()
+    reference, under_bf16 = (SpectralBlindSpotNet(12, small_tbsn(12), hidden=16) for _ in range(2))
+    reference.start_from_data(noisy)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_bf16.start_from_data(noisy)
+    for ours, theirs in zip(reference.heads, under_bf16.heads):
+        torch.testing.assert_close(ours.linear.weight, theirs.linear.weight, rtol=0, atol=1e-6)

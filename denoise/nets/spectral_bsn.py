@@ -70,16 +70,18 @@ class LeaveGroupOutHead(nn.Module):
     @torch.no_grad()
     def fit_linear(self, noisy: torch.Tensor, target: torch.Tensor) -> None:
         """Set the linear part to the least-squares predictor of ``target`` (B, group, H, W) from
-        the visible bands of ``noisy`` (B, bands, H, W), with a bias."""
+        the visible bands of ``noisy`` (B, bands, H, W), with a bias. Solved in float64, also
+        inside a bf16 training step."""
         shown = self.visible.flatten().nonzero().flatten()
         inputs = rearrange(noisy[:, shown], "b c h w -> (b h w) c").double()
         inputs = torch.cat([inputs, torch.ones_like(inputs[:, :1])], dim=1)
         outputs = rearrange(target, "b c h w -> (b h w) c").double()
-        gram = inputs.T @ inputs
-        # A faint ridge keeps the solve defined where bands are nearly collinear (clean, smooth
-        # spectra) or constant; it is far below the noise's own share of the diagonal.
-        gram += 1e-6 * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype, device=gram.device)
-        solution = torch.linalg.solve(gram, inputs.T @ outputs)
+        with torch.autocast(inputs.device.type, enabled=False):
+            gram = inputs.T @ inputs
+            # A faint ridge keeps the solve defined where bands are nearly collinear (clean,
+            # smooth spectra) or constant; it is far below the noise's share of the diagonal.
+            gram += 1e-6 * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype, device=gram.device)
+            solution = torch.linalg.solve(gram, inputs.T @ outputs)
         weight = torch.zeros_like(self.linear.weight[:, :, 0, 0], dtype=solution.dtype)
         weight[:, shown] = solution[:-1].T
         self.linear.weight.copy_(weight[:, :, None, None])
