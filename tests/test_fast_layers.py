@@ -14,7 +14,15 @@ from einops import rearrange
 from torch import nn
 
 from denoise.nets import TBSN
-from denoise.nn import ChannelAttention, FastLayerNorm2d, LayerNorm2d, PointwiseConv2d, use_fast_layers
+from denoise.nn import (
+    FastChannelAttention,
+    FastLayerNorm2d,
+    FastMaskedWindowAttention,
+    LayerNorm2d,
+    MaskedWindowAttention,
+    PointwiseConv2d,
+    use_fast_layers,
+)
 from tests.conftest import REPO
 
 
@@ -94,15 +102,12 @@ def test_the_phase_form_uses_the_fast_layers_and_the_literal_form_the_reference(
     assert phase.state_dict().keys() == literal.state_dict().keys()
 
 
-def test_channel_attention_cosines_equal_the_normalised_gram_matrix():
+def test_fast_channel_attention_cosines_equal_the_normalised_gram_matrix():
     torch.manual_seed(0)
     q, k = torch.randn(2, 3, 4, 50, dtype=torch.float64), torch.randn(2, 3, 4, 50, dtype=torch.float64)
-    q[0, 0, 1] = 0  # an all-zero row: both forms clamp its norm at 1e-12 and give cosines of 0
-    attention = ChannelAttention(12, heads=3)
+    q[0, 0, 1] = 0  # an all-zero row: both kernels clamp its norm at 1e-12 and give cosines of 0
     expected = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
-    assert torch.allclose(attention.cosine_similarity(q, k), expected, rtol=0, atol=1e-12)
-    literal = ChannelAttention(12, heads=3, form="literal")
-    assert torch.equal(literal.cosine_similarity(q, k), expected)
+    assert torch.allclose(FastChannelAttention.cosine_similarity(q, k), expected, rtol=0, atol=1e-12)
 
 
 CHANNELS_LAST = torch.channels_last
@@ -123,7 +128,7 @@ def test_pointwise_conv_on_a_channels_last_map_is_the_1x1_conv_and_stays_channel
 @pytest.mark.parametrize("heads", [1, 3])
 def test_phase_channel_attention_is_the_same_function_in_both_layouts_and_keeps_its_layout(gram, heads):
     torch.manual_seed(0)
-    attention = use_fast_layers(ChannelAttention(12, heads=heads, gram=gram)).double()
+    attention = FastChannelAttention(12, heads=heads, gram=gram).double()
     nn.init.normal_(attention.temperature)
     x = torch.randn(8, 12, 6, 10, dtype=torch.float64)
     # The definition: one Gram per phase entry, or per image (4 phase entries) with the global Gram.
@@ -152,28 +157,29 @@ def test_phase_channel_attention_is_the_same_function_in_both_layouts_and_keeps_
 def test_cosines_of_channels_last_views_pass_gradcheck():
     # (b, m, c, n) views of a map stored channels innermost, as G-CSA sees a channels-last map.
     q, k = (torch.randn(2, 2, 40, 3, dtype=torch.float64).transpose(-2, -1).requires_grad_() for _ in range(2))
-    attention = ChannelAttention(6, heads=2)
-    assert torch.autograd.gradcheck(attention.cosine_similarity, (q, k))
+    assert torch.autograd.gradcheck(FastChannelAttention.cosine_similarity, (q, k))
 
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, CHANNELS_LAST])
 def test_fast_window_attention_equals_the_reference_computation(layout):
-    """Phase M-WSA's fast path (in-place relative logits; key windows by ``F.unfold`` with
-    gradients, as strided views without) against the reference path (unfold, attention-sized
-    bias, scaled_dot_product_attention): forward with and without gradients, and the gradients
-    of input, relative tables and projections, on a map with border windows."""
-    from denoise.nn import MaskedWindowAttention
-
+    """Phase M-WSA's fast kernels (in-place relative logits; key windows copied from strided
+    views, their gradient by ``F.fold``) against the reference (unfold, attention-sized bias,
+    scaled_dot_product_attention): forward with and without gradients, and the gradients of
+    input, relative tables and projections, on a map with border windows."""
     torch.manual_seed(0)
-    attention = use_fast_layers(MaskedWindowAttention(12, heads=2, head_dim=6, window=8)).double()
+    reference = MaskedWindowAttention(12, heads=2, head_dim=6, window=8).double()
+    attention = FastMaskedWindowAttention(12, heads=2, head_dim=6, window=8).double()
+    attention.load_state_dict(reference.state_dict())
     x = torch.randn(2, 12, 8, 12, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_()
-    expected, got = attention.reference_forward(x), attention.fast_forward(x)
+    expected, got = reference(x), attention(x)
     assert got.is_contiguous(memory_format=layout)
     assert torch.allclose(got, expected, rtol=0, atol=1e-12)
     with torch.no_grad():
-        assert torch.allclose(attention.fast_forward(x), expected, rtol=0, atol=1e-12)
-    weights = [x, attention.rel_height, attention.rel_width, attention.qkv.weight, attention.project_out.weight]
-    grads = [torch.autograd.grad(out.sin().sum(), weights) for out in (expected, got)]
+        assert torch.allclose(attention(x), expected, rtol=0, atol=1e-12)
+    grads = []
+    for out, layer in ((expected, reference), (got, attention)):
+        weights = [x, layer.rel_height, layer.rel_width, layer.qkv.weight, layer.project_out.weight]
+        grads.append(torch.autograd.grad(out.sin().sum(), weights))
     for a, b in zip(*grads):
         assert torch.allclose(a, b, rtol=0, atol=1e-10)
 
@@ -221,10 +227,10 @@ def test_mdaf_gives_the_same_map_in_both_layouts_and_keeps_the_callers():
 
 COMPILED_WINDOW_ATTENTION = """
 import torch
-from denoise.nn import MaskedWindowAttention, use_fast_layers
+from denoise.nn import FastMaskedWindowAttention
 
 torch.manual_seed(0)
-attention = use_fast_layers(MaskedWindowAttention(16, heads=1, head_dim=16))
+attention = FastMaskedWindowAttention(16, heads=1, head_dim=16)
 compiled = torch.compile(attention)
 for _ in range(3):  # the corruption showed on the second or third step
     x = torch.randn(4, 16, 32, 32).contiguous(memory_format=torch.channels_last).requires_grad_()
@@ -241,8 +247,8 @@ for _ in range(3):  # the corruption showed on the second or third step
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile on CPU needs a C++ compiler")
 def test_phase_window_attention_trains_under_torch_compile():
-    # Inductor (torch 2.13, CPU) corrupted the heap in the backward of strided key-window views
-    # (a crash, with two OpenMP threads); with gradients M-WSA takes its windows by F.unfold.
+    # Inductor (torch 2.13, CPU) corrupted the heap in autograd's backward of strided key-window
+    # views (a crash, with two OpenMP threads); M-WSA's key windows have F.fold as their backward.
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     result = subprocess.run([sys.executable, "-c", COMPILED_WINDOW_ATTENTION], cwd=REPO, env=env,
                             capture_output=True, text=True, check=False)

@@ -63,6 +63,28 @@ def test_wrong_channel_count_names_in_channels(net):
         net(torch.rand(1, 1, 32, 32))
 
 
+def test_tbsn_config_lists_the_defaults_of_tbsn_options():
+    """tbsn.yaml repeats the defaults so that every key can be overridden; they must not drift."""
+    from dataclasses import fields
+
+    from omegaconf import OmegaConf
+
+    from denoise.nets.tbsn import TBSNOptions
+
+    cfg = OmegaConf.to_container(compose_net("tbsn"))
+    listed = {key: tuple(value) if isinstance(value, list) else value for key, value in cfg.items()
+              if key not in ("_target_", "in_channels")}
+    defaults = {field.name: field.default for field in fields(TBSNOptions)}
+    assert listed == {key: defaults[key] for key in listed}
+    assert set(defaults) - set(listed) == {"skip_fusion", "block_options"}  # the extensions beyond the paper
+
+
+def test_kernels_is_a_config_key():
+    cfg = compose_net("tbsn_small")
+    cfg.kernels = "reference"
+    assert instantiate(cfg).options.kernels == "reference"
+
+
 def test_unknown_form_is_rejected():
     with pytest.raises(ValueError, match="form must be one of"):
         TBSN(form="fast", **SMALL_TBSN)

@@ -7,7 +7,7 @@ bands in and out, a 3x3 conv in and out and a global residual. Restormer's sampl
 C -> C/2 then pixel-unshuffle down, 3x3 conv C -> 2C then pixel-shuffle up; level 2's skip is
 concatenated and reduced by a 1x1 conv, level 1's is concatenated and kept (2*dim channels).
 
-Two networks share the U-Net (``HCANetBody``):
+Two networks share the U-Net (``HCANetBody``, on the frame of ``denoise.nets.unet_frame``):
 
 - ``HCANet``: the supervised, non-blind network of the paper (a student or baseline; its config
   lives in ``configs/model/student/``).
@@ -32,7 +32,9 @@ from torch import nn
 
 from denoise.nets.base import Network
 from denoise.nets.blind_spot import BlindSpotBranch
-from denoise.nn.fast_layers import use_fast_layers
+from denoise.nets.unet_frame import UNetFrame
+from denoise.nn.fast_layers import PointwiseConv2d
+from denoise.nn.kernels import pick, resolve_kernels
 from denoise.nn.registry import BlockSpec
 from denoise.nn.transformer import transformer_stage
 
@@ -42,7 +44,10 @@ PHASE_STRIDE = 2  # a 3x3 masked conv, as TBSN; reflect padding is blind-safe on
 
 @dataclass
 class HCANetOptions:
-    """The U-Net's settings, shared by both networks; the defaults are the paper's."""
+    """The U-Net's settings, shared by both networks; the defaults are the paper's.
+
+    ``kernels`` (``denoise.nn.kernels``): ``fast`` (the default of both networks) or ``reference``.
+    """
 
     dim: int = 48
     num_blocks: Sequence[int] = (2, 3, 3)
@@ -50,9 +55,11 @@ class HCANetOptions:
     heads: Sequence[int] = (1, 2, 4)
     ffn_expansion: float = 2.66
     dilations: Sequence[int] = (1, 2, 3)
+    kernels: str = "fast"
 
     def __post_init__(self):
         self.num_blocks, self.heads, self.dilations = tuple(self.num_blocks), tuple(self.heads), tuple(self.dilations)
+        self.kernels = resolve_kernels(self.kernels, "phase", "HCANet")
 
 
 class Downsample(nn.Module):
@@ -77,42 +84,23 @@ class Upsample(nn.Module):
         return F.pixel_shuffle(self.conv(x), 2)
 
 
-class HCANetBody(nn.Module):
+class HCANetBody(UNetFrame):
     """The 3-level U-Net of CAFM/MSFN blocks: dim -> 2*dim channels, sides multiples of 4."""
 
     size_multiple = 4
 
     def __init__(self, options: HCANetOptions):
-        super().__init__()
-        dim, num_blocks = options.dim, options.num_blocks
-
         def stage(level: int, channels: int, depth: int) -> nn.Sequential:
             spec = BlockSpec(
                 dim=channels, channel_heads=options.heads[level], ffn_expansion=options.ffn_expansion,
-                dilations=options.dilations, norm_bias=True,
+                dilations=options.dilations, norm_bias=True, kernels=options.kernels,
             )
             return transformer_stage(spec, depth, HCANET_BLOCKS)
 
-        self.out_channels = dim * 2
-        self.encoder1 = stage(0, dim, num_blocks[0])
-        self.down1 = Downsample(dim)
-        self.encoder2 = stage(1, dim * 2, num_blocks[1])
-        self.down2 = Downsample(dim * 2)
-        self.latent = stage(2, dim * 4, num_blocks[2])
-        self.up2 = Upsample(dim * 4)
-        self.reduce2 = nn.Conv2d(dim * 4, dim * 2, 1, bias=False)
-        self.decoder2 = stage(1, dim * 2, num_blocks[1])
-        self.up1 = Upsample(dim * 2)
-        self.decoder1 = stage(0, dim * 2, num_blocks[0])
-        self.refinement = stage(0, dim * 2, options.num_refinement_blocks)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        enc1 = self.encoder1(x)
-        enc2 = self.encoder2(self.down1(enc1))
-        latent = self.latent(self.down2(enc2))
-        dec2 = self.decoder2(self.reduce2(torch.cat([self.up2(latent), enc2], dim=1)))
-        dec1 = self.decoder1(torch.cat([self.up1(dec2), enc1], dim=1))
-        return self.refinement(dec1)
+        super().__init__(
+            options.dim, options.num_blocks, options.num_refinement_blocks, stage, Downsample, Upsample,
+            pointwise=pick(options.kernels, nn.Conv2d, PointwiseConv2d),
+        )
 
 
 class HCANet(Network):
@@ -145,8 +133,8 @@ class BlindSpotHCANet(Network):
         super().__init__(in_channels, PHASE_STRIDE * HCANetBody.size_multiple)
         body = HCANetBody(settings)
         self.branch = BlindSpotBranch(in_channels, settings.dim, body, PHASE_STRIDE, form="phase")
-        self.head = nn.Conv2d(body.out_channels, in_channels, 1, bias=False)
-        use_fast_layers(self)
+        pointwise = pick(settings.kernels, nn.Conv2d, PointwiseConv2d)
+        self.head = pointwise(body.out_channels, in_channels, 1, bias=False)
 
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         # Reflection keeps every copied pixel on its own phase (see TBSN): still exactly blind.

@@ -3,9 +3,11 @@
 A 3-level U-Net of transformer blocks (G-CSA, FFN, M-WSA, FFN) behind a centre-masked 3x3
 conv. Default is the phase-split form: the U-Net runs on the 4 parity sub-images with plain
 convs and 4x4/6x6 windows. ``form="literal"`` is the paper's full-resolution network (dilated
-convs, 8x8/12x12 masked windows, parity-preserving patch-unshuffle) built from the reference
-layers; the phase form also swaps in faster kernels (``denoise.nn.fast_layers``). Both share
-parameters and compute the same function.
+convs, 8x8/12x12 masked windows, parity-preserving patch-unshuffle). Independently of the form,
+``kernels`` picks the layers that compute it (``denoise.nn.kernels``): ``reference``, as the
+paper writes them, or ``fast``, their faster twins on channels-last maps; ``auto``, the default,
+is fast for the phase form and reference for the literal form. Every choice shares parameters
+and computes the same function.
 
 Beyond the paper, the body is a frame for any registered block (``denoise.nn.registry``):
 ``block_layout`` names the sub-blocks of every transformer block, for all levels at once or per
@@ -17,17 +19,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from functools import partial
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from denoise.nets.base import Network
 from denoise.nets.blind_spot import BlindSpotBranch
+from denoise.nets.unet_frame import UNetFrame
 from denoise.nn.dual_representation_fusion import DualRepresentationFusion
-from denoise.nn.fast_layers import channels_last, use_fast_layers
+from denoise.nn.fast_layers import PointwiseConv2d, channels_last, use_fast_layers
 from denoise.nn.forms import check_form
+from denoise.nn.kernels import pick, resolve_kernels
 from denoise.nn.registry import BlockSpec
 from denoise.nn.transformer import TBSN_BLOCKS, transformer_stage
 from denoise.ops.phase import phase_pixel_shuffle, phase_pixel_unshuffle
@@ -38,7 +42,7 @@ LEVELS = ("level 1", "level 2", "latent")
 # BlockSpec fields set by TBSN's own options; block_options may set any other field.
 _SPEC_ARGUMENTS = {
     "dim", "form", "phase_stride", "channel_heads", "window_heads", "head_dim", "window", "overlap",
-    "ffn_expansion", "gram",
+    "ffn_expansion", "gram", "kernels",
 }
 
 
@@ -88,6 +92,8 @@ class TBSNOptions:
     fields (routing regions, dilation rates, ...); ``skip_fusion="mdaf"`` fuses the U-Net skips
     with SFFNet's MDAF instead of concatenating them. ``gcsa_mode="global"`` is the official
     code's Gram over all pixels, which leaks slightly; keep "phase" unless loading official weights.
+    ``kernels``: reference | fast | auto (fast for the phase form, reference for the literal
+    form); it is resolved here, so ``options.kernels`` is one of the two.
     """
 
     dim: int = 48
@@ -101,12 +107,14 @@ class TBSNOptions:
     ffn_expansion: float = 1.0
     block_layout: Sequence[str] | Sequence[Sequence[str]] = TBSN_BLOCKS
     form: str = "phase"
+    kernels: str = "auto"
     gcsa_mode: str = "phase"
     skip_fusion: str = "concat"
     block_options: Mapping[str, Any] | None = None
 
     def __post_init__(self):
         check_form(self.form, "TBSN")
+        self.kernels = resolve_kernels(self.kernels, self.form, "TBSN")
         if self.skip_fusion not in SKIP_FUSIONS:
             raise ValueError(f"skip_fusion must be one of {SKIP_FUSIONS}, got {self.skip_fusion!r}")
         if self.skip_fusion == "mdaf" and self.form == "literal":
@@ -124,7 +132,8 @@ class TBSNOptions:
         return BlockSpec(
             dim=channels, form=self.form, phase_stride=PHASE_STRIDE, channel_heads=self.channel_heads[level],
             window_heads=self.window_heads[level], head_dim=self.head_dim, window=self.window,
-            overlap=self.overlap, ffn_expansion=self.ffn_expansion, gram=self.gcsa_mode, **self.block_options,
+            overlap=self.overlap, ffn_expansion=self.ffn_expansion, gram=self.gcsa_mode, kernels=self.kernels,
+            **self.block_options,
         )
 
     @property
@@ -136,95 +145,100 @@ class TBSNOptions:
 
 
 class Downsample(nn.Module):
-    """1x1 conv C -> C/2, then a pixel-unshuffle within each phase: (C/2, H) -> (2C, H/2)."""
+    """1x1 conv C -> C/2, then a pixel-unshuffle within each phase: (C/2, H) -> (2C, H/2).
 
-    def __init__(self, dim: int, form: str):
+    ``phase_stride``: 1 on phase sub-images (a plain pixel-unshuffle), the phase stride at full
+    resolution (literal form).
+    """
+
+    pointwise = nn.Conv2d  # the class of the 1x1 conv; the fast kernels use its fast twin
+
+    def __init__(self, dim: int, phase_stride: int):
         super().__init__()
-        self.form = form
-        self.reduce = nn.Conv2d(dim, dim // 2, 1, bias=False)
+        self.phase_stride = phase_stride
+        self.reduce = self.pointwise(dim, dim // 2, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.reduce(x)
-        if self.form == "literal":
-            return phase_pixel_unshuffle(x, 2, PHASE_STRIDE)
-        return channels_last(F.pixel_unshuffle(x, 2))
+        return phase_pixel_unshuffle(self.reduce(x), 2, self.phase_stride)
 
 
 class Upsample(nn.Module):
     """1x1 conv C -> 2C, then the inverse shuffle within each phase: (2C, H) -> (C/2, 2H)."""
 
-    def __init__(self, dim: int, form: str):
+    pointwise = nn.Conv2d
+
+    def __init__(self, dim: int, phase_stride: int):
         super().__init__()
-        self.form = form
-        self.expand = nn.Conv2d(dim, dim * 2, 1, bias=False)
+        self.phase_stride = phase_stride
+        self.expand = self.pointwise(dim, dim * 2, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.expand(x)
-        if self.form == "literal":
-            return phase_pixel_shuffle(x, 2, PHASE_STRIDE)
-        return channels_last(F.pixel_shuffle(x, 2))
+        return phase_pixel_shuffle(self.expand(x), 2, self.phase_stride)
 
 
-class TBSNBody(nn.Module):
+class FastDownsample(Downsample):
+    """:class:`Downsample` handing back a channels-last map (the shuffle's output is NCHW)."""
+
+    pointwise = PointwiseConv2d
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return channels_last(super().forward(x))
+
+
+class FastUpsample(Upsample):
+    """:class:`Upsample` handing back a channels-last map (the shuffle's output is NCHW)."""
+
+    pointwise = PointwiseConv2d
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return channels_last(super().forward(x))
+
+
+class TBSNBody(UNetFrame):
     """The U-Net between the masked conv and the 1x1 head; maps dim -> ``out_channels``.
 
     ``out_channels`` is 2*dim with concat skips (level 1 keeps the concatenation) and dim with
     MDAF skips (the fusion returns one map of the skip's width).
-
-    The phase form runs on channels-last maps, where oneDNN's convolutions are fastest, and CPU
-    inference runs the body on the fewest batch entries that are independent of each other: one
-    phase sub-image, or the s*s phases of one image when G-CSA's Gram spans them
-    (``gcsa_mode=global``). Small working sets stay in cache (measured in docs/performance.md).
     """
 
     def __init__(self, options: TBSNOptions):
-        super().__init__()
-        dim, form, num_blocks = options.dim, options.form, options.num_blocks
-        self.form = form
-        self.independent_entries = 1 if options.gcsa_mode == "phase" else PHASE_STRIDE**2
+        fast = options.kernels == "fast"
+        stride = PHASE_STRIDE if options.form == "literal" else 1
 
         def stage(level: int, channels: int, depth: int) -> nn.Sequential:
             return transformer_stage(options.spec(level, channels), depth, options.block_layout[level])
 
-        self.skip_fusion = options.skip_fusion
-        self.encoder1 = stage(0, dim, num_blocks[0])
-        self.down1 = Downsample(dim, form)
-        self.encoder2 = stage(1, dim * 2, num_blocks[1])
-        self.down2 = Downsample(dim * 2, form)
-        self.latent = stage(2, dim * 4, num_blocks[2])
-        self.up2 = Upsample(dim * 4, form)
-        if self.skip_fusion == "concat":
-            self.reduce2 = nn.Conv2d(dim * 4, dim * 2, 1, bias=False)
-            # Level 1 keeps the concatenated 2*dim channels, with level 1's head counts.
-            self.out_channels = dim * 2
-        else:
-            self.fuse2 = DualRepresentationFusion(dim * 2, options.channel_heads[1])
-            self.fuse1 = DualRepresentationFusion(dim, options.channel_heads[0])
-            self.out_channels = dim
-        self.decoder2 = stage(1, dim * 2, num_blocks[1])
-        self.up1 = Upsample(dim * 2, form)
-        self.decoder1 = stage(0, self.out_channels, num_blocks[0])
-        self.refinement = stage(0, self.out_channels, options.num_refinement_blocks)
+        def fuse(level: int, channels: int) -> nn.Module:
+            # MDAF has one kernel: with the fast kernels its 1x1 convs and norms take their twins.
+            fusion = DualRepresentationFusion(channels, options.channel_heads[level])
+            return use_fast_layers(fusion) if fast else fusion
+
+        super().__init__(
+            options.dim, options.num_blocks, options.num_refinement_blocks, stage,
+            down=partial(pick(options.kernels, Downsample, FastDownsample), phase_stride=stride),
+            up=partial(pick(options.kernels, Upsample, FastUpsample), phase_stride=stride),
+            pointwise=pick(options.kernels, nn.Conv2d, PointwiseConv2d),
+            fuse=fuse if options.skip_fusion == "mdaf" else None,
+        )
+        # Batch entries whose outputs depend on each other: the s*s phases of an image when
+        # G-CSA's Gram spans them (phase form, gcsa_mode=global); otherwise each entry alone.
+        spans_phases = options.form == "phase" and options.gcsa_mode == "global"
+        self.independent_entries = PHASE_STRIDE**2 if spans_phases else 1
+
+
+class FastTBSNBody(TBSNBody):
+    """:class:`TBSNBody` on channels-last maps, where oneDNN's convolutions are fastest.
+
+    CPU inference runs the U-Net on the fewest batch entries that are independent of each
+    other: one phase sub-image (or image, literal form), or the s*s phases of one image when
+    G-CSA's Gram spans them. Small working sets stay in cache (measured in docs/performance.md).
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.form == "literal":  # the reference: NCHW, the whole batch at once
-            return self.unet(x)
-        x = channels_last(x)
+        x, unet = channels_last(x), super().forward
         if torch.is_grad_enabled() or x.device.type != "cpu":
-            return channels_last(self.unet(x))
-        return torch.cat([self.unet(entries) for entries in x.split(self.independent_entries)])
-
-    def unet(self, x: torch.Tensor) -> torch.Tensor:
-        enc1 = self.encoder1(x)
-        enc2 = self.encoder2(self.down1(enc1))
-        latent = self.latent(self.down2(enc2))
-        if self.skip_fusion == "concat":
-            dec2 = self.decoder2(self.reduce2(torch.cat([self.up2(latent), enc2], dim=1)))
-            dec1 = self.decoder1(torch.cat([self.up1(dec2), enc1], dim=1))
-        else:
-            dec2 = self.decoder2(self.fuse2(self.up2(latent), enc2))
-            dec1 = self.decoder1(self.fuse1(self.up1(dec2), enc1))
-        return self.refinement(dec1)
+            return channels_last(unet(x))
+        return torch.cat([unet(entries) for entries in x.split(self.independent_entries)])
 
 
 class TBSN(Network):
@@ -241,11 +255,10 @@ class TBSN(Network):
         settings = TBSNOptions(**options)
         super().__init__(in_channels, settings.size_multiple)
         self.options, self.form = settings, settings.form
-        body = TBSNBody(settings)
+        body = pick(settings.kernels, TBSNBody, FastTBSNBody)(settings)
         self.branch = BlindSpotBranch(in_channels, settings.dim, body, PHASE_STRIDE, self.form)
-        self.head = nn.Conv2d(body.out_channels, in_channels, 1, bias=False)
-        if self.form == "phase":  # the fast form; the literal form keeps the reference layers
-            use_fast_layers(self)
+        pointwise = pick(settings.kernels, nn.Conv2d, PointwiseConv2d)
+        self.head = pointwise(body.out_channels, in_channels, 1, bias=False)
 
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         # Reflect padding copies pixels onto positions of their own parity, which the masked

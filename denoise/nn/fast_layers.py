@@ -1,17 +1,18 @@
-"""Faster kernels for two layers every block uses, with the parameters of the plain layers.
+"""The fast twins of the two layers every block uses, and the channels-last layout helpers.
 
 On CPU, oneDNN runs a 1x1 convolution on an NCHW map several times slower than the same product
 written as a matrix multiplication, and ``x.var(dim=1)`` over the channels of an NCHW map is a
-slow strided reduction (measured in docs/performance.md). :func:`use_fast_layers` swaps these layers in place for subclasses that compute the same
-function faster; parameter names, shapes and state dicts do not change, so checkpoints move
-freely between the reference layers and these. The phase-split networks use them; the literal
-forms keep the reference layers, as the official code runs them.
+slow strided reduction (measured in docs/performance.md). :class:`PointwiseConv2d` and
+:class:`FastLayerNorm2d` compute the same function as ``nn.Conv2d`` (1x1) and
+:class:`LayerNorm2d` faster, each a subclass overriding ``forward``; parameter names, shapes and
+state dicts do not change, so checkpoints move freely between the two kernels
+(``denoise.nn.kernels``). A block with both kernels builds the twins itself; a block written with
+plain layers only gets them from :func:`use_fast_layers` when the fast kernels are asked for.
 
 Layout: on a channels-last map oneDNN's own 1x1 convolution is a plain GEMM and the fastest
 kernel of all (faster than a batched matmul on NCHW, whose MKL GEMM runs at about half oneDNN's
-rate on AMD CPUs), so the pointwise twin
-keeps the input's layout and picks the kernel for it. :func:`channels_last` is the one place a
-network moves its maps to that layout.
+rate on AMD CPUs), so the pointwise twin keeps the input's layout and picks the kernel for it.
+:func:`channels_last` is the one place a network moves its maps to that layout.
 """
 
 from __future__ import annotations
@@ -19,26 +20,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
 
+from denoise.nn.autograd import BiasFreeChannelNorm, ChannelsLastBothWays
 from denoise.nn.norm import LayerNorm2d
 
 
 def is_channels_last(x: torch.Tensor) -> bool:
     """True for a (B, C, H, W) map stored channels-last (and not also plain contiguous)."""
     return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-
-
-class _ChannelsLastBothWays(torch.autograd.Function):
-    """The identity, with the map and its gradient both stored channels-last."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        return grad.contiguous(memory_format=torch.channels_last)
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -50,7 +39,7 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     layout on (4, 96, 64, 64)), so a network calls this where its maps change shape.
     """
     if torch.is_grad_enabled() and x.requires_grad:
-        return _ChannelsLastBothWays.apply(x)
+        return ChannelsLastBothWays.apply(x)
     return x.contiguous(memory_format=torch.channels_last)
 
 
@@ -76,51 +65,21 @@ class PointwiseConv2d(nn.Conv2d):
         return out.view(batch, self.out_channels, height, width)
 
 
-class _BiasFreeChannelNorm(torch.autograd.Function):
-    """``x * rsqrt(var_c(x) + eps) * weight`` with a hand-written backward.
-
-    Autograd through the elementwise form makes about fifteen passes over the map in the
-    backward; the closed form below makes seven. With ``xhat = x * rstd``, ``a = g * weight``
-    and ``s = mean_c(a * xhat)``: ``dx = rstd * (a - (xhat - mean * rstd) * s)`` (the mean's
-    own term vanishes because the centred map sums to zero over channels) and
-    ``dweight = sum_{b,h,w}(g * xhat)``.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-        mean = x.mean(dim=1, keepdim=True)
-        rstd = torch.rsqrt((x - mean).square_().mean(dim=1, keepdim=True).add_(eps))
-        xhat = x * rstd
-        ctx.save_for_backward(xhat, rstd, mean * rstd, weight)
-        return xhat * weight[:, None, None]
-
-    @staticmethod
-    @once_differentiable  # the saved tensors carry no graph of their own
-    def backward(ctx, grad: torch.Tensor):
-        xhat, rstd, centre, weight = ctx.saved_tensors
-        grad_weight = (grad * xhat).sum(dim=(0, 2, 3)) if ctx.needs_input_grad[1] else None
-        grad_x = None
-        if ctx.needs_input_grad[0]:
-            scaled = grad * weight[:, None, None]
-            along = (scaled * xhat).mean(dim=1, keepdim=True)
-            grad_x = scaled.sub_((xhat - centre).mul_(along)).mul_(rstd)
-        return grad_x, grad_weight, None
-
-
 class FastLayerNorm2d(LayerNorm2d):
     """:class:`LayerNorm2d` with the channel variance as the mean of squared deviations.
 
     Two plain reductions (mean, then mean of squares of the centred map) instead of the strided
-    Welford reduction of ``var``, an order of magnitude slower in either layout; centring first keeps
-    the numerics of the reference (no
-    ``E[x^2] - E[x]^2`` cancellation when features have a large mean). The bias-free norm of
-    TBSN has a closed-form backward (about three times faster than autograd's); with a bias, a channels-last map goes through
-    ``F.layer_norm`` over its contiguous channels, the same function.
+    Welford reduction of ``var``, an order of magnitude slower in either layout; centring first
+    keeps the numerics of the reference (no ``E[x^2] - E[x]^2`` cancellation when features have a
+    large mean). The bias-free norm of TBSN has a closed-form backward
+    (:class:`denoise.nn.autograd.BiasFreeChannelNorm`, about three times faster than autograd's);
+    with a bias, a channels-last map goes through ``F.layer_norm`` over its contiguous channels,
+    the same function.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.bias is None:
-            return _BiasFreeChannelNorm.apply(x, self.weight, self.eps)
+            return BiasFreeChannelNorm.apply(x, self.weight, self.eps)
         if is_channels_last(x):
             normed = F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], self.weight, self.bias, self.eps)
             return normed.permute(0, 3, 1, 2)
@@ -144,7 +103,10 @@ def _is_pointwise(conv: nn.Module) -> bool:
 def use_fast_layers(module: nn.Module) -> nn.Module:
     """Turn every plain 1x1 conv and LayerNorm2d inside ``module`` into its fast twin, in place.
 
-    The twins add no state, so changing the class of the existing layer keeps its parameters.
+    For modules written with plain layers only, which have no fast class of their own (a new
+    block registered with one kernel, MDAF, DBSN): with the fast kernels asked for, their 1x1
+    convs and norms still run fast. The twins add no state, so changing the class of the
+    existing layer keeps its parameters.
     """
     for layer in module.modules():
         if _is_pointwise(layer):

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from denoise.nn.fast_layers import PointwiseConv2d
+
 
 class DilatedFeedForward(nn.Module):
     """TBSN's FFN: 3x3 conv, GELU, 3x3 conv, both dilated by the phase stride.
@@ -33,15 +35,23 @@ class GatedDconvFeedForward(nn.Module):
     ``dilation`` is the phase stride at full resolution (literal form) and 1 on phase sub-images.
     """
 
+    pointwise = nn.Conv2d  # the class of the 1x1 convs; the fast kernels use its fast twin
+
     def __init__(self, dim: int, expansion: float = 2.66, dilation: int = 1, bias: bool = False):
         super().__init__()
         hidden = int(dim * expansion)
-        self.project_in = nn.Conv2d(dim, hidden * 2, 1, bias=bias)
+        self.project_in = self.pointwise(dim, hidden * 2, 1, bias=bias)
         self.dwconv = nn.Conv2d(
             hidden * 2, hidden * 2, 3, padding=dilation, dilation=dilation, groups=hidden * 2, bias=bias
         )
-        self.project_out = nn.Conv2d(hidden, dim, 1, bias=bias)
+        self.project_out = self.pointwise(hidden, dim, 1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         content, gate = self.dwconv(self.project_in(x)).chunk(2, dim=1)
         return self.project_out(F.gelu(content) * gate)
+
+
+class FastGatedDconvFeedForward(GatedDconvFeedForward):
+    """GDFN whose 1x1 convs are :class:`PointwiseConv2d`, the rest as the reference computes it."""
+
+    pointwise = PointwiseConv2d

@@ -7,11 +7,13 @@ same parameters and compute the same function.
 
 from __future__ import annotations
 
+from denoise.errors import ConfigError
+
 FORMS = ("phase", "literal")
 
 
 def check_form(form: str, owner: str = "") -> str:
-    """``form`` if it is one of :data:`FORMS`; a ValueError naming ``owner`` otherwise."""
+    """``form`` if it is one of :data:`FORMS`; a one-line ConfigError naming ``owner`` otherwise."""
     if form not in FORMS:
-        raise ValueError(f"{owner}{': ' if owner else ''}form must be one of {FORMS}, got {form!r}")
+        raise ConfigError(f"{owner}{': ' if owner else ''}form must be one of {FORMS}, got {form!r}")
     return form

@@ -5,6 +5,11 @@ supports: ``phase`` (it runs on whatever map it is given; inside a phase-split b
 that is a phase sub-image, so any block is exactly blind there) and ``literal`` (the
 full-resolution reference form, where a block must itself read only its pixel's phase). Asking
 for a form a block lacks is refused with a message that names the block.
+
+A block is registered with its kernels too (``denoise.nn.kernels``): one, ``reference``, or both,
+when its factory builds the fast twin for ``spec.kernels``. A block with one kernel is built as
+written; when the fast kernels are asked for, its plain 1x1 convs and LayerNorm2d become their
+fast twins (:func:`use_fast_layers`), so a new block needs no fast class to run fast.
 """
 
 from __future__ import annotations
@@ -14,14 +19,16 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from denoise.nn.channel_attention import ChannelAttention
+from denoise.nn.channel_attention import ChannelAttention, FastChannelAttention
 from denoise.nn.conv_attention_fusion import ConvAttentionFusion
 from denoise.nn.dilated_attention import MultiScaleDilatedAttention
-from denoise.nn.feed_forward import DilatedFeedForward, GatedDconvFeedForward
+from denoise.nn.fast_layers import use_fast_layers
+from denoise.nn.feed_forward import DilatedFeedForward, FastGatedDconvFeedForward, GatedDconvFeedForward
 from denoise.nn.forms import FORMS
+from denoise.nn.kernels import KERNELS, pick, resolve_kernels
 from denoise.nn.multiscale_feed_forward import MultiScaleFeedForward
 from denoise.nn.routing_attention import BiLevelRoutingAttention
-from denoise.nn.window_attention import MaskedWindowAttention
+from denoise.nn.window_attention import FastMaskedWindowAttention, MaskedWindowAttention
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,18 @@ class BlockSpec:
     regions: int = 8  # bra: the map is cut into regions x regions
     topk: int = 4  # bra: regions each query region attends to
     norm_bias: bool = False  # LayerNorm before each block: bias-free (TBSN) or with bias (HCANet)
+    kernels: str = "auto"  # reference | fast | auto (fast for the phase form, reference for the literal)
+
+    def __post_init__(self):
+        resolve_kernels(self.kernels, self.form, "BlockSpec")
+
+    @property
+    def fast_kernels(self) -> bool:
+        return resolve_kernels(self.kernels, self.form) == "fast"
+
+    def pick(self, reference: type[nn.Module], fast: type[nn.Module]) -> type[nn.Module]:
+        """The class of a block with both kernels that this spec asks for."""
+        return pick(resolve_kernels(self.kernels, self.form), reference, fast)
 
     @property
     def dilation(self) -> int:
@@ -55,9 +74,10 @@ class BlockSpec:
 
 BLOCKS: dict[str, Callable[[BlockSpec], nn.Module]] = {}
 BLOCK_FORMS: dict[str, tuple[str, ...]] = {}
+BLOCK_KERNELS: dict[str, tuple[str, ...]] = {}
 
 
-def register_block(name: str, forms: tuple[str, ...] = FORMS):
+def register_block(name: str, forms: tuple[str, ...] = FORMS, kernels: tuple[str, ...] = ("reference",)):
     unknown = set(forms) - set(FORMS)
     if unknown:
         raise ValueError(f"block {name!r}: unknown forms {sorted(unknown)}; known forms: {FORMS}")
@@ -67,6 +87,7 @@ def register_block(name: str, forms: tuple[str, ...] = FORMS):
             raise ValueError(f"block {name!r} is registered twice")
         BLOCKS[name] = factory
         BLOCK_FORMS[name] = tuple(forms)
+        BLOCK_KERNELS[name] = tuple(kernels)
         return factory
 
     return decorator
@@ -80,7 +101,10 @@ def build_block(name: str, spec: BlockSpec) -> nn.Module:
             f"block {name!r} has no {spec.form!r} form (it has: {', '.join(BLOCK_FORMS[name])}). "
             f"It is exactly blind only inside a phase-split body: use form='phase'."
         )
-    return BLOCKS[name](spec)
+    block = BLOCKS[name](spec)
+    if spec.fast_kernels and BLOCK_KERNELS[name] != KERNELS:
+        use_fast_layers(block)
+    return block
 
 
 def heads_of_size(spec: BlockSpec, block: str) -> int:
@@ -93,21 +117,23 @@ def heads_of_size(spec: BlockSpec, block: str) -> int:
     return spec.dim // spec.head_dim
 
 
-@register_block("gcsa")
+@register_block("gcsa", kernels=KERNELS)
 def _gcsa(spec: BlockSpec) -> nn.Module:
-    return ChannelAttention(spec.dim, spec.channel_heads, spec.phase_stride, spec.form, spec.gram)
+    attention = spec.pick(ChannelAttention, FastChannelAttention)
+    return attention(spec.dim, spec.channel_heads, spec.phase_stride, spec.form, spec.gram)
 
 
-@register_block("mdta", forms=("phase",))
+@register_block("mdta", forms=("phase",), kernels=KERNELS)
 def _mdta(spec: BlockSpec) -> nn.Module:
     # Restormer's MDTA: one Gram over the whole map it is given. On a phase sub-image that is
     # G-CSA's per-phase Gram; at full resolution it would mix phases, hence no literal form.
-    return ChannelAttention(spec.dim, spec.channel_heads, phase_stride=1, form="phase")
+    attention = spec.pick(ChannelAttention, FastChannelAttention)
+    return attention(spec.dim, spec.channel_heads, phase_stride=1, form="phase")
 
 
-@register_block("mwsa")
+@register_block("mwsa", kernels=KERNELS)
 def _mwsa(spec: BlockSpec) -> nn.Module:
-    return MaskedWindowAttention(
+    return spec.pick(MaskedWindowAttention, FastMaskedWindowAttention)(
         spec.dim, spec.window_heads, spec.head_dim, spec.window, spec.overlap, spec.phase_stride, spec.form
     )
 
@@ -124,9 +150,13 @@ def _bra(spec: BlockSpec) -> nn.Module:
     return BiLevelRoutingAttention(spec.dim, heads_of_size(spec, "bra"), spec.regions, spec.topk)
 
 
-@register_block("cafm", forms=("phase",))
+class FastConvAttentionFusion(ConvAttentionFusion, FastChannelAttention):
+    """CAFM whose global branch (inherited from channel attention) is the fast one."""
+
+
+@register_block("cafm", forms=("phase",), kernels=KERNELS)
 def _cafm(spec: BlockSpec) -> nn.Module:
-    return ConvAttentionFusion(spec.dim, spec.channel_heads)
+    return spec.pick(ConvAttentionFusion, FastConvAttentionFusion)(spec.dim, spec.channel_heads)
 
 
 @register_block("ffn")
@@ -134,9 +164,10 @@ def _ffn(spec: BlockSpec) -> nn.Module:
     return DilatedFeedForward(spec.dim, spec.ffn_expansion, spec.dilation)
 
 
-@register_block("gdfn")
+@register_block("gdfn", kernels=KERNELS)
 def _gdfn(spec: BlockSpec) -> nn.Module:
-    return GatedDconvFeedForward(spec.dim, spec.ffn_expansion, spec.dilation)
+    feed_forward = spec.pick(GatedDconvFeedForward, FastGatedDconvFeedForward)
+    return feed_forward(spec.dim, spec.ffn_expansion, spec.dilation)
 
 
 @register_block("msfn")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from denoise.nn.fast_layers import FastLayerNorm2d
 from denoise.nn.norm import LayerNorm2d
 from denoise.nn.registry import BlockSpec, build_block
 
@@ -18,7 +19,8 @@ class TransformerBlock(nn.Module):
 
     def __init__(self, spec: BlockSpec, blocks: Sequence[str] = TBSN_BLOCKS):
         super().__init__()
-        self.norms = nn.ModuleList(LayerNorm2d(spec.dim, bias=spec.norm_bias) for _ in blocks)
+        norm = spec.pick(LayerNorm2d, FastLayerNorm2d)
+        self.norms = nn.ModuleList(norm(spec.dim, bias=spec.norm_bias) for _ in blocks)
         self.layers = nn.ModuleList(build_block(name, spec) for name in blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

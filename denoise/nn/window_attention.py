@@ -10,6 +10,11 @@ Phase-split form (default): the same keys are exactly those of plain window atte
 never computed. Both forms share one set of parameters, including the relative tables, which
 are always indexed in full-resolution offsets; a state dict moves between forms unchanged.
 
+:class:`MaskedWindowAttention` computes it as the paper writes it (key windows by ``unfold``,
+the relative logits and the mask as one attention-sized bias);
+:class:`FastMaskedWindowAttention` (the ``fast`` kernels) computes the same numbers without
+the attention-sized bias tensor, in the input's layout.
+
 Relative tables follow the official TBSN / HaloNet convention, so official weights load by
 renaming alone and training starts from the paper's initialisation and steps: the logit of
 query i and key j (indices in the 8-wide query and 12-wide key windows) reads row
@@ -27,10 +32,14 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from denoise.nn.fast_layers import layout_like
+from denoise.nn.autograd import KeyWindows
+from denoise.nn.fast_layers import PointwiseConv2d, layout_like
+from denoise.nn.forms import check_form
 
 
 class MaskedWindowAttention(nn.Module):
+    pointwise = nn.Conv2d  # the class of the 1x1 convs; the fast kernels use its fast twin
+
     def __init__(
         self,
         dim: int,
@@ -44,11 +53,10 @@ class MaskedWindowAttention(nn.Module):
     ):
         super().__init__()
         halo = int(window * overlap) // 2
-        if form not in ("phase", "literal"):
-            raise ValueError(f"MaskedWindowAttention: form must be 'phase' or 'literal', got {form!r}")
+        check_form(form, "MaskedWindowAttention")
         if window % phase_stride or halo % phase_stride:
             raise ValueError(
-                f"MaskedWindowAttention: window {window} and halo {halo} (= window * overlap / 2) must be "
+                f"MaskedWindowAttention: window={window} and halo={halo} (= window * overlap / 2) must be "
                 f"multiples of the phase stride {phase_stride}, or the mask is not blind-spot safe"
             )
         self.heads, self.head_dim, self.form = heads, head_dim, form
@@ -59,8 +67,8 @@ class MaskedWindowAttention(nn.Module):
         self.key_window = self.window + 2 * self.halo
 
         inner = heads * head_dim
-        self.qkv = nn.Conv2d(dim, inner * 3, 1, bias=bias)
-        self.project_out = nn.Conv2d(inner, dim, 1, bias=bias)
+        self.qkv = self.pointwise(dim, inner * 3, 1, bias=bias)
+        self.project_out = self.pointwise(inner, dim, 1, bias=bias)
         self.rel_height = nn.Parameter(torch.randn(2 * full_key_window - 1, head_dim) * head_dim**-0.5)
         self.rel_width = nn.Parameter(torch.randn(2 * full_key_window - 1, head_dim) * head_dim**-0.5)
 
@@ -96,13 +104,11 @@ class MaskedWindowAttention(nn.Module):
             raise ValueError(
                 f"MaskedWindowAttention: map {h}x{w} is not a multiple of the window {self.window}"
             )
-        if self.form == "literal":
-            return self.reference_forward(x)
-        return self.fast_forward(x)
+        return self.attend(x)
 
-    def reference_forward(self, x: torch.Tensor) -> torch.Tensor:
+    def attend(self, x: torch.Tensor) -> torch.Tensor:
         """The paper's computation: key windows by ``unfold``, the relative logits and the mask as
-        an attention-sized bias of ``scaled_dot_product_attention``. The literal form runs it."""
+        an attention-sized bias of ``scaled_dot_product_attention``."""
         h = x.shape[-2]
         win, key_win = self.window, self.key_window
         q, k, v = self.qkv(x).chunk(3, dim=1)
@@ -127,26 +133,18 @@ class MaskedWindowAttention(nn.Module):
             rearrange(out, "b m (y x) (wy wx) d -> b (m d) (y wy) (x wx)", y=h // win, wy=win)
         )
 
-    def key_windows(self, t: torch.Tensor) -> torch.Tensor:
-        """(b, m*d, H, W) -> (b*m*y*x, d, ky*kx): the zero-padded key window of every query window.
 
-        Without gradients, as strided views of the padded map: one copy, a faster forward than
-        ``F.unfold``'s. With gradients, or inside ``torch.compile``, with ``F.unfold``: its
-        backward (a col2im) is faster than the views', and torch 2.13's inductor on CPU corrupts the heap in the views' backward.
-        """
-        win, key_win, halo = self.window, self.key_window, self.halo
-        if torch.is_grad_enabled() or torch.compiler.is_compiling():
-            windows = F.unfold(t, key_win, padding=halo, stride=win)
-            return rearrange(windows, "b (m d kk) n -> (b m n) d kk", m=self.heads, kk=key_win**2)
-        views = F.pad(t, (halo, halo, halo, halo)).unfold(2, key_win, win).unfold(3, key_win, win)
-        return rearrange(views, "b (m d) y x ky kx -> (b m y x) d (ky kx)", m=self.heads)
+class FastMaskedWindowAttention(MaskedWindowAttention):
+    """:class:`MaskedWindowAttention` in fewer passes over memory, in the input's layout.
 
-    def fast_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The same function on phase sub-images (no mask), in fewer passes over memory.
+    Key windows are copied once from strided views (:class:`denoise.nn.autograd.KeyWindows`),
+    and the two relative-logit tables (and, in the literal form, the mask) are added in place to
+    the content logits, so no attention-sized bias tensor is built.
+    """
 
-        The two relative-logit tables are added in place to the content logits, so no
-        attention-sized bias tensor is built; the output keeps the input's layout.
-        """
+    pointwise = PointwiseConv2d
+
+    def attend(self, x: torch.Tensor) -> torch.Tensor:
         batch, h = x.shape[0], x.shape[-2]
         win, key_win = self.window, self.key_window
         q, k, v = self.qkv(x).chunk(3, dim=1)
@@ -156,8 +154,14 @@ class MaskedWindowAttention(nn.Module):
         grid = logits.view(-1, win, win, key_win, key_win)  # (n, wy, wx, ky, kx)
         grid += torch.einsum("nyxd,ykd->nyxk", q, self.rel_height[self.rel_index])[..., :, None]
         grid += torch.einsum("nyxd,xkd->nyxk", q, self.rel_width[self.rel_index])[..., None, :]
+        if self.masked:
+            logits += self.mask.to(logits.dtype)
         out = torch.bmm(logits.softmax(dim=-1), v)
         out = rearrange(
             out, "(b m y x) (wy wx) d -> b (y wy) (x wx) (m d)", b=batch, m=self.heads, y=h // win, wy=win
         )
         return self.project_out(layout_like(out.permute(0, 3, 1, 2), x))
+
+    def key_windows(self, t: torch.Tensor) -> torch.Tensor:
+        """(b, m*d, H, W) -> (b*m*y*x, d, ky*kx): the zero-padded key window of every query window."""
+        return KeyWindows.apply(t, self.heads, self.window, self.halo)
