@@ -11,8 +11,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# CPU features that decide whether bf16 training pays off on a CPU.
-BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def importable(module: str) -> bool:
@@ -33,30 +31,26 @@ def cpu_model() -> str:
         listing = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
     except OSError:
         listing = ""
-    for line in listing.splitlines() + _cpuinfo().splitlines():
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        cpuinfo = ""
+    for line in listing.splitlines() + cpuinfo.splitlines():
         key, _, value = line.partition(":")
         if key.strip() in ("Model name", "model name"):
             return value.strip()
     return platform.processor() or "unknown"
 
 
-def _cpuinfo() -> str:
-    try:
-        return Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
-
-
 def machine(threads: int) -> dict:
     """The CPU, its bf16 features, the threads the benchmark used, the platform and torch."""
     import torch
 
-    flags = set()
-    for line in _cpuinfo().splitlines():
-        if line.startswith("flags"):
-            flags.update(line.partition(":")[2].split())
+    from denoise.ops.precision import CPU_FLAGS, cpu_bf16_flags
+
+    found = cpu_bf16_flags() or ()
     return {"cpu_model": cpu_model(), "cpus": os.cpu_count(), "threads": threads,
-            **{flag: flag in flags for flag in BF16_FLAGS},
+            **{flag: flag in found for flag in CPU_FLAGS},
             "platform": platform.platform(), "torch": torch.__version__}
 
 

@@ -17,6 +17,8 @@ THIRD_PARTY = [
     (LEAFSPEC, FutureWarning),
     ("Total length of `DataLoader` across ranks is zero. Please make sure this was your intention.", UserWarning),
     ("Checkpoint directory /x/checkpoints exists and is not empty.", UserWarning),
+    ("Precision bf16-mixed is not supported by the model summary.  Estimated model size in MB will not be "
+     "accurate. Using 32 bits instead.", UserWarning),
 ]
 
 

@@ -17,6 +17,10 @@ QUIET_WARNINGS = (
     # Training again into a run directory (resume with ckpt_path=last, photos stages rerun): its
     # checkpoints are meant to be there and last.ckpt is replaced on purpose.
     (r"Checkpoint directory .* exists and is not empty", UserWarning),
+    # The model summary sizes weights by the precision name and knows no mixed ones: under
+    # precision auto (bf16-mixed) every run would warn that its size estimate uses 32 bits, which
+    # is what bf16-mixed keeps the weights in anyway.
+    (r"Precision \S+ is not supported by the model summary", UserWarning),
 )
 
 
