@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from einops import rearrange
 from torch import nn
 
 import denoise
@@ -224,5 +225,5 @@ def test_hand_written_backward_passes_gradcheck(name):
 def test_key_windows_are_those_of_unfold():
     t = torch.randn(2, 4, 8, 12, dtype=torch.float64)
     windows = autograd_functions.KeyWindows.apply(t, 2, 4, 1)
-    unfolded = torch.nn.functional.unfold(t, 6, padding=1, stride=4)  # (b, (m d ky kx), n)
-    assert torch.equal(windows, unfolded.view(2, 2, 2, 36, 6).permute(0, 1, 4, 2, 3).reshape(-1, 2, 36))
+    unfolded = torch.nn.functional.unfold(t, 6, padding=1, stride=4)
+    assert torch.equal(windows, rearrange(unfolded, "b (m d kk) n -> (b m n) d kk", m=2, kk=36))

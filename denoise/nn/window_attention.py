@@ -38,6 +38,8 @@ from denoise.nn.forms import check_form
 
 
 class MaskedWindowAttention(nn.Module):
+    """M-WSA on a (B, dim, H, W) map whose sides are multiples of the window it runs at."""
+
     pointwise = nn.Conv2d  # the class of the 1x1 convs; the fast kernels use its fast twin
 
     def __init__(
@@ -109,18 +111,12 @@ class MaskedWindowAttention(nn.Module):
     def attend(self, x: torch.Tensor) -> torch.Tensor:
         """The paper's computation: key windows by ``unfold``, the relative logits and the mask as
         an attention-sized bias of ``scaled_dot_product_attention``."""
-        h = x.shape[-2]
-        win, key_win = self.window, self.key_window
+        h, win, key_win = x.shape[-2], self.window, self.key_window
         q, k, v = self.qkv(x).chunk(3, dim=1)
         q = rearrange(q, "b (m d) (y wy) (x wx) -> b m (y x) wy wx d", m=self.heads, wy=win, wx=win)
         k, v = (
-            rearrange(
-                F.unfold(t, key_win, padding=self.halo, stride=win),
-                "b (m d ky kx) n -> b m n (ky kx) d",
-                m=self.heads,
-                ky=key_win,
-                kx=key_win,
-            )
+            rearrange(F.unfold(t, key_win, padding=self.halo, stride=win), "b (m d kk) n -> b m n kk d",
+                      m=self.heads, kk=key_win**2)
             for t in (k, v)
         )
         # The relative logits use q scaled like the content logits (official convention).
@@ -129,9 +125,7 @@ class MaskedWindowAttention(nn.Module):
             bias = bias + self.mask.to(bias.dtype)
         q = rearrange(q, "b m n wy wx d -> b m n (wy wx) d")
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-        return self.project_out(
-            rearrange(out, "b m (y x) (wy wx) d -> b (m d) (y wy) (x wx)", y=h // win, wy=win)
-        )
+        return self.project_out(rearrange(out, "b m (y x) (wy wx) d -> b (m d) (y wy) (x wx)", y=h // win, wy=win))
 
 
 class FastMaskedWindowAttention(MaskedWindowAttention):
