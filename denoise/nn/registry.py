@@ -103,6 +103,7 @@ def build_block(name: str, spec: BlockSpec) -> nn.Module:
         )
     block = BLOCKS[name](spec)
     if spec.fast_kernels and BLOCK_KERNELS[name] != KERNELS:
+        # A block written with plain layers only: it has no fast twin, its 1x1 convs and norms do.
         use_fast_layers(block)
     return block
 
