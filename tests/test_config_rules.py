@@ -141,7 +141,7 @@ def checked_keys(cfg, entry=TrainEntry) -> set[str]:
     return {path for path, _, _ in checks(resolved(cfg), entry)}
 
 
-def shipped_train_configs(run_dir):
+def shipped_train_configs():
     for path in sorted((CONFIGS / "experiment").glob("*.yaml")):
         yield [f"experiment={path.stem}", "callbacks=ema"]
     for path in sorted((CONFIGS / "model" / "net").glob("*.yaml")):
@@ -155,9 +155,9 @@ def shipped_train_configs(run_dir):
 def test_the_walk_covers_every_rule(tmp_path):
     """Every key a rule checks in any shipped config has a bad value above: a new rule gets a test."""
     tested = {key for _, key, _ in BAD_TRAIN_CASES} | set(INFERENCE_BLOCKS)
-    configs = [compose_train(overrides, tmp_path) for overrides in shipped_train_configs(tmp_path)]
+    configs = [compose_train(overrides, tmp_path) for overrides in shipped_train_configs()]
     checked = set().union(*map(checked_keys, configs))
-    assert checked - tested == set()
+    assert checked - tested == set(), "checked by a rule but given no bad value in BAD_TRAIN_VALUES: add one"
     numeric = {"pd_factor", "pd_pad", "r3_passes", "r3_p", "r3_seed", "r3_pad", "tile_size", "tile_overlap"}
     assert numeric <= set(InferenceSettings.keys())
     assert numeric <= {key for key, _ in BAD_INFERENCE_VALUES}
