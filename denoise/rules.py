@@ -123,12 +123,14 @@ def annotations_of(owner: Any) -> dict[str, tuple]:
 
 
 def rules_of(owner: Any) -> dict[str, Rule]:
-    return {name: rule for name, meta in annotations_of(owner).items() for rule in meta if isinstance(rule, Rule)}
+    found = annotations_of(owner).items()
+    return {name: rule for name, meta in found for rule in meta if isinstance(rule, Rule)}
 
 
 def blocks_of(owner: Any) -> dict[str, type]:
     """Parameters that are blocks of settings, and the class that reads each."""
-    return {name: kind for name, meta in annotations_of(owner).items() for kind in meta if isinstance(kind, type)}
+    found = annotations_of(owner).items()
+    return {name: kind for name, meta in found for kind in meta if isinstance(kind, type)}
 
 
 def setting_names(owner: Any) -> set[str]:

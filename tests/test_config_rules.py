@@ -56,7 +56,8 @@ BAD_TRAIN_VALUES = {
         ("model.val_protocol", "rgb"),
         ("model.data_scale", 0), ("model.data_scale", -255),
         ("model.net.in_channels", 0),
-        ("model.net.dim", 0), ("model.net.num_blocks", [1, 0, 1]), ("model.net.num_refinement_blocks", -1),
+        ("model.net.dim", 0), ("model.net.num_blocks", [1, 0, 1]), ("model.net.num_blocks", [1, 1]),
+        ("model.net.num_refinement_blocks", -1),
         ("model.net.channel_heads", 2), ("model.net.window_heads", [1, -1]), ("model.net.head_dim", 0),
         ("model.net.window", 0), ("model.net.overlap", 1.0), ("model.net.ffn_expansion", 0),
         ("data.crop_size", 0), ("data.crop_size", -4), ("data.crop_size", "big"), ("data.crop_size", 64.5),
@@ -72,7 +73,8 @@ BAD_TRAIN_VALUES = {
         ("model.net.form", "full"),
     ],
     ("model/net=bsn_hcanet_small",): [
-        ("model.net.heads", [0]), ("model.net.num_blocks", [1, 0, 1]), ("model.net.num_refinement_blocks", -1),
+        ("model.net.heads", [1, 0, 1]), ("model.net.heads", [1, 2]), ("model.net.num_blocks", [1, 0, 1]),
+        ("model.net.num_refinement_blocks", -1),
         ("model.net.ffn_expansion", 0), ("model.net.dim", 0),
     ],
     ("experiment=hsi_bsn",): [

@@ -115,18 +115,19 @@ class TrainPDFields:
 
 @dataclass(frozen=True)
 class TransformerUNetFields:
-    """The sizes TBSN and HCANet share (both are transformer U-Nets)."""
+    """The sizes TBSN and HCANet share: both are U-Nets of three levels (level 1, level 2, latent),
+    and each list holds one value per level."""
 
     dim: Annotated[int, integer(1)]
-    num_blocks: Annotated[list, list_of(integer(1))]
+    num_blocks: Annotated[list, list_of(integer(1), length=3)]
     num_refinement_blocks: Annotated[int, integer(0)]
     ffn_expansion: Annotated[float, positive_number()]
 
 
 @dataclass(frozen=True)
 class TBSNFields(TransformerUNetFields):
-    channel_heads: Annotated[list, list_of(integer(1))]
-    window_heads: Annotated[list, list_of(integer(1))]
+    channel_heads: Annotated[list, list_of(integer(1), length=3)]
+    window_heads: Annotated[list, list_of(integer(1), length=3)]
     head_dim: Annotated[int, integer(1)]
     window: Annotated[int, integer(1)]
     overlap: Annotated[float, fraction(high_open=True)]
@@ -134,7 +135,7 @@ class TBSNFields(TransformerUNetFields):
 
 @dataclass(frozen=True)
 class HCANetFields(TransformerUNetFields):
-    heads: Annotated[list, list_of(integer(1))]
+    heads: Annotated[list, list_of(integer(1), length=3)]
 
 
 # class -> (the dataclass of its rules, the class whose parameters or fields those rules check).
@@ -212,6 +213,10 @@ def target_of(values: Mapping) -> Any:
         return None
 
 
+def is_mapping(value: Any) -> bool:
+    return isinstance(value, Mapping)
+
+
 def checks(values: Mapping, owner: Any, prefix: str = "") -> Iterator[tuple[str, Any, Rule | type]]:
     """(path, value, what checks it) for every checked key of a config node read by ``owner`` and of
     every node inside it: a rule of the key's owner, or a settings class that checks its block itself."""
@@ -225,7 +230,7 @@ def checks(values: Mapping, owner: Any, prefix: str = "") -> Iterator[tuple[str,
         elif key in blocks and isinstance(value, Mapping):
             yield from checks(value, blocks[key], f"{path}.")
         elif key in blocks and value is not None:
-            yield path, value, Rule(f"a mapping of {blocks[key].__name__} settings", lambda v: isinstance(v, Mapping))
+            yield path, value, Rule(f"a mapping of {blocks[key].__name__} settings", is_mapping)
         elif isinstance(value, Mapping):
             yield from checks(value, target_of(value), f"{path}.")
 
@@ -234,7 +239,10 @@ def node_problems(values: Mapping, owner: Any, prefix: str = "") -> list[str]:
     """The problems of a config node read by ``owner`` and of every node inside it."""
     found = []
     for path, value, check in checks(values, owner, prefix):
-        found += [check.problem(path, value)] if isinstance(check, Rule) else check.block_problems(value, path)
+        if isinstance(check, Rule):
+            found.append(check.problem(path, value))
+        else:
+            found += check.block_problems(value, path)
     return [problem for problem in found if problem is not None]
 
 
