@@ -117,7 +117,10 @@ def annotations_of(owner: Any) -> dict[str, tuple]:
         return _annotated_metadata(owner)
     found: dict[str, tuple] = {}
     for cls in reversed(owner.__mro__):
-        if "__init__" in vars(cls) and cls.__module__.startswith("denoise."):
+        # Only constructors that write rules are read: others (Lightning's, torch's) may have
+        # annotations that do not evaluate outside their own type checking.
+        annotations = getattr(vars(cls).get("__init__"), "__annotations__", {})
+        if any("Annotated" in str(annotation) for annotation in annotations.values()):
             found.update(_annotated_metadata(cls.__init__))
     return found
 

@@ -18,13 +18,15 @@ from denoise.cli.config_rules import (
     check_predict_config,
     check_train_config,
     checks,
+    node_problems,
     resolved,
     stale_external_rules,
 )
 from denoise.errors import ConfigError
 from denoise.lit.blind_spot import TrainPD
+from denoise.nets.base import Network, network_name
 from denoise.ops.inference import InferenceSettings
-from denoise.rules import integer
+from denoise.rules import checked, integer
 from tests.conftest import CONFIGS, compose_entry, compose_train, run_entry
 
 # (key, bad value): zero, negative, out of range and wrong type, as `key=value` on the command
@@ -180,6 +182,23 @@ def test_no_rule_checks_a_setting_that_does_not_exist(tmp_path):
     for entry, name in ((TrainEntry, "train"), (EvalEntry, "eval"), (PredictEntry, "predict")):
         keys = set(compose_entry(name, ["ckpt_path=x.ckpt"], tmp_path))
         assert {field.name for field in fields(entry)} <= keys, name
+
+
+class LabNet(Network):
+    """A network of a researcher's own package: its rules come with it, no table to extend."""
+
+    @checked(network_name)
+    def __init__(self, in_channels: int = 3, width: Annotated[int, integer(1)] = 8):
+        super().__init__(in_channels)
+
+
+def test_a_network_outside_the_package_is_checked_by_the_rules_it_writes():
+    net = {"_target_": f"{__name__}.LabNet", "in_channels": 0, "width": 0}
+    assert node_problems({"model": {"net": net}}, TrainEntry) == [
+        "model.net.in_channels=0: expected an integer >= 1", "model.net.width=0: expected an integer >= 1",
+    ]
+    with pytest.raises(ConfigError, match=r"^LabNet: width=0: expected an integer >= 1$"):
+        LabNet(width=0)
 
 
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml")))
