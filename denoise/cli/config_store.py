@@ -51,11 +51,12 @@ def defaults_of(settings_class: type) -> dict[str, Any]:
 
 
 def signature_node(module: type) -> dict[str, Any]:
-    """The module's ``_target_`` and every constructor parameter that has a default. The module
-    builds its network and optimiser itself (``_recursive_: false``), so that a checkpoint's
-    hyper-parameters alone rebuild it."""
-    parameters = inspect.signature(module.__init__).parameters.values()
-    defaults = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+    """The module's ``_target_`` and its constructor's parameters in order, each with its default;
+    a required one (the network, the optimiser) is ``???`` until the model's config chooses it.
+    The module builds its network and optimiser itself (``_recursive_: false``), so that a
+    checkpoint's hyper-parameters alone rebuild it."""
+    parameters = list(inspect.signature(module.__init__).parameters.values())[1:]  # not self
+    defaults = {p.name: "???" if p.default is inspect.Parameter.empty else p.default for p in parameters}
     return {"_target_": public_path(module), "_recursive_": False, **config_values(defaults)}
 
 
