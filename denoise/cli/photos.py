@@ -174,7 +174,7 @@ def photos(cfg: DictConfig, overrides: list[str] | None = None) -> PhotosResult:
     training starts; DataError at the end, naming them, if any photo was not written."""
     settings = cfg.photos
     budget_minutes = settings.get("budget_minutes")
-    budgets = stage_budgets(budget_minutes, settings.get("teacher_share", 0.6))
+    budgets = stage_budgets(budget_minutes, settings.teacher_share)  # its one default: configs/photos.yaml
     run_dir = Path(cfg.paths.output_dir)
     if overrides is None:
         overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
