@@ -21,7 +21,6 @@ from denoise.nn import (
     LayerNorm2d,
     MaskedWindowAttention,
     PointwiseConv2d,
-    use_fast_layers,
 )
 from tests.conftest import REPO
 
@@ -30,9 +29,8 @@ from tests.conftest import REPO
 def test_pointwise_conv_equals_the_1x1_conv_forward_and_backward(bias):
     torch.manual_seed(0)
     reference = nn.Conv2d(6, 5, 1, bias=bias).double()
-    fast = use_fast_layers(nn.Sequential(nn.Conv2d(6, 5, 1, bias=bias))).double()[0]
+    fast = PointwiseConv2d(6, 5, 1, bias=bias).double()
     fast.load_state_dict(reference.state_dict())
-    assert isinstance(fast, PointwiseConv2d)
     # A non-contiguous input, as after a channel slice.
     x = torch.randn(2, 9, 7, 5, dtype=torch.float64)[:, 1:7].requires_grad_()
     expected, got = reference(x), fast(x)
@@ -43,10 +41,11 @@ def test_pointwise_conv_equals_the_1x1_conv_forward_and_backward(bias):
         assert torch.allclose(a, b, rtol=0, atol=1e-10)
 
 
-def test_only_plain_pointwise_convs_are_swapped():
-    model = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 1, groups=2), nn.Conv2d(4, 4, 1, stride=2))
-    use_fast_layers(model)
-    assert all(type(layer) is nn.Conv2d for layer in model)
+@pytest.mark.parametrize("options", [{"kernel_size": 3, "padding": 1}, {"kernel_size": 1, "groups": 2},
+                                     {"kernel_size": 1, "stride": 2}, {"kernel_size": 1, "padding": 1}])
+def test_pointwise_conv_refuses_any_other_conv(options):
+    with pytest.raises(ValueError, match="PointwiseConv2d is a 1x1, stride 1, unpadded, ungrouped conv"):
+        PointwiseConv2d(4, 4, **options)
 
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
@@ -116,7 +115,7 @@ CHANNELS_LAST = torch.channels_last
 def test_pointwise_conv_on_a_channels_last_map_is_the_1x1_conv_and_stays_channels_last():
     torch.manual_seed(0)
     reference = nn.Conv2d(6, 5, 1).double()
-    fast = use_fast_layers(nn.Sequential(nn.Conv2d(6, 5, 1))).double()[0]
+    fast = PointwiseConv2d(6, 5, 1).double()
     fast.load_state_dict(reference.state_dict())
     x = torch.randn(2, 6, 7, 5, dtype=torch.float64)
     got = fast(x.contiguous(memory_format=CHANNELS_LAST))

@@ -1,12 +1,15 @@
 """The two kernels, reference and fast, compute the same function in every form.
 
-Every (form, kernels) pair of TBSN, and every block registered with both kernels, gives the same
-outputs and the same gradients in float64, in train and eval mode, from the same parameters;
-every hand-written backward of ``denoise.nn.autograd`` passes gradcheck.
+Every (form, kernels) pair of TBSN and DBSN, and every block registered with both kernels, gives
+the same outputs and the same gradients in float64, in train and eval mode, from the same
+parameters; every hand-written backward of ``denoise.nn.autograd`` passes gradcheck. The kernels
+are chosen when a network is built: each build holds the layers of its kernels only, and no code
+changes the class of a built module.
 """
 
 from __future__ import annotations
 
+import ast
 import inspect
 from dataclasses import replace
 from itertools import product
@@ -15,15 +18,20 @@ from pathlib import Path
 import pytest
 import torch
 from einops import rearrange
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import get_class, instantiate
+from omegaconf import open_dict
 from torch import nn
 
 import denoise
 import denoise.nn.autograd as autograd_functions
-from denoise.nets import TBSN, BlindSpotHCANet, HCANet
+from denoise.nets import DBSN, TBSN, BlindSpotHCANet, HCANet
 from denoise.nets.blindness import input_gradients_at, probe_pixels
 from denoise.nn import (
     BLOCK_FORMS,
     BLOCK_KERNELS,
+    BLOCKS,
     KERNELS,
     FastLayerNorm2d,
     LayerNorm2d,
@@ -32,12 +40,18 @@ from denoise.nn import (
 )
 from denoise.nn.fast_layers import is_channels_last
 from denoise.nn.registry import BlockSpec
+from tests.conftest import CONFIGS
 
 FORMS_AND_KERNELS = list(product(("phase", "literal"), KERNELS))
 SMALL_TBSN = {
     "dim": 8, "num_blocks": (1, 1, 1), "num_refinement_blocks": 1, "channel_heads": (1, 1, 2), "window_heads": (1, 1, 2)
 }
 TWO_KERNEL_BLOCKS = sorted(name for name, kernels in BLOCK_KERNELS.items() if kernels == KERNELS)
+FAST_LAYERS = (PointwiseConv2d, FastLayerNorm2d)
+# Every network config, and the networks among them that take ``kernels``.
+NETWORK_CONFIGS = [(group, path.stem) for group in ("net", "student")
+                   for path in sorted((CONFIGS / "model" / group).glob("*.yaml"))]
+KERNEL_NETWORKS = (TBSN, DBSN, HCANet, BlindSpotHCANet)
 
 
 def outputs_and_gradients(net: nn.Module, x: torch.Tensor, train: bool) -> list[torch.Tensor]:
@@ -98,8 +112,9 @@ def test_both_kernels_of_mdaf_skips_are_the_same_function():
         pairs=[("phase", "reference"), ("phase", "fast")],
     )
     x = torch.rand(1, 3, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    expected = outputs_and_gradients(nets["phase", "reference"], x, True)
-    assert_same(expected, outputs_and_gradients(nets["phase", "fast"], x, True), "MDAF skips")
+    for train in (True, False):
+        expected = outputs_and_gradients(nets["phase", "reference"], x, train)
+        assert_same(expected, outputs_and_gradients(nets["phase", "fast"], x, train), f"MDAF skips train={train}")
 
 
 @pytest.mark.parametrize("network, channels", [(HCANet, 4), (BlindSpotHCANet, 3)], ids=["HCANet", "BlindSpotHCANet"])
@@ -110,6 +125,15 @@ def test_both_kernels_of_hcanet_are_the_same_function(network, channels):
     for train in (True, False):
         expected = outputs_and_gradients(nets["phase", "reference"], x, train)
         assert_same(expected, outputs_and_gradients(nets["phase", "fast"], x, train), f"train={train}")
+
+
+def test_every_form_and_kernels_pair_of_dbsn_is_the_same_function():
+    # Sides that are multiples of 6 (the phase strides 2 and 3), where DBSN's two forms agree.
+    nets = twins(lambda form, kernels: DBSN(channels=8, num_blocks=2, form=form, kernels=kernels))
+    x = torch.rand(2, 3, 18, 24, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 255
+    expected = outputs_and_gradients(nets["literal", "reference"], x, True)
+    for pair, net in nets.items():
+        assert_same(expected, outputs_and_gradients(net, x, True), f"DBSN {pair}")
 
 
 def block_spec(form: str, kernels: str) -> BlockSpec:
@@ -135,6 +159,68 @@ def test_both_kernels_of_every_two_kernel_block_are_the_same_function(name, layo
             assert_same(expected, outputs_and_gradients(fast, x, train), f"{name} {form} train={train}")
 
 
+def plain_layers(module: nn.Module) -> list[str]:
+    """The 1x1 ungrouped ``nn.Conv2d`` and ``LayerNorm2d`` layers inside ``module``: those with a fast twin."""
+    return [name for name, layer in module.named_modules()
+            if (type(layer) is nn.Conv2d and layer.kernel_size == (1, 1) and layer.groups == 1)
+            or type(layer) is LayerNorm2d]
+
+
+def fast_layers(module: nn.Module) -> list[str]:
+    return [name for name, layer in module.named_modules()
+            if isinstance(layer, FAST_LAYERS) or type(layer).__name__.startswith("Fast")]
+
+
+@pytest.mark.parametrize("name", sorted(BLOCKS))
+def test_every_block_with_a_1x1_conv_or_a_norm_has_a_fast_twin_without_them(name):
+    """A block's fast kernels hold the fast twins of all its 1x1 convs and norms, its reference
+    kernels none: a new block with such layers registers both kernels (docs/new_block.md)."""
+    for form in BLOCK_FORMS[name]:
+        reference, fast = (build_block(name, block_spec(form, kernels)) for kernels in KERNELS)
+        assert not fast_layers(reference), f"{name} {form}: the reference kernels hold fast layers"
+        assert not plain_layers(fast), (
+            f"{name} {form}: the fast kernels hold {plain_layers(fast)}; give the block a fast twin "
+            f"whose pointwise class is PointwiseConv2d and register it with kernels=KERNELS"
+        )
+
+
+def compose_network(group: str, name: str):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONFIGS / "model" / group), version_base="1.3"):
+        return compose(config_name=name)
+
+
+@pytest.mark.parametrize("group, name", NETWORK_CONFIGS, ids=[f"{g}/{n}" for g, n in NETWORK_CONFIGS])
+def test_every_network_config_holds_the_layers_of_its_kernels_only(group, name):
+    cfg = compose_network(group, name)
+    if not issubclass(get_class(cfg._target_), KERNEL_NETWORKS):
+        pytest.skip(f"{cfg._target_} has no kernels to choose")
+    nets = {}
+    for kernels in KERNELS:
+        with open_dict(cfg):
+            cfg.kernels = kernels
+        torch.manual_seed(0)
+        nets[kernels] = instantiate(cfg)
+    assert not plain_layers(nets["fast"]) and fast_layers(nets["fast"])
+    assert not fast_layers(nets["reference"])
+    reference, fast = (net.state_dict() for net in nets.values())
+    assert reference.keys() == fast.keys() and all(torch.equal(reference[key], fast[key]) for key in reference)
+
+
+def test_no_code_changes_the_class_of_a_built_module():
+    """Kernels are chosen when a module is built: no ``x.__class__ = ...`` anywhere in the package."""
+    assignments = []
+    for path in Path(denoise.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+            assignments += [f"{path.name}:{node.lineno}" for target in targets
+                            if isinstance(target, ast.Attribute) and target.attr == "__class__"]
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setattr":
+                assignments += [f"{path.name}:{node.lineno}" for arg in node.args[1:2]
+                                if isinstance(arg, ast.Constant) and arg.value == "__class__"]
+    assert not assignments
+
+
 @pytest.mark.parametrize("form, kernels", [("phase", "reference"), ("literal", "fast")])
 def test_the_pairs_no_config_uses_by_default_are_exactly_blind(form, kernels):
     torch.manual_seed(0)
@@ -150,6 +236,8 @@ def test_auto_kernels_are_fast_for_the_phase_form_and_reference_for_the_literal_
     assert TBSN(**SMALL_TBSN).options.kernels == "fast"
     assert TBSN(form="literal", **SMALL_TBSN).options.kernels == "reference"
     assert BlockSpec(dim=4).fast_kernels and not BlockSpec(dim=4, form="literal").fast_kernels
+    assert DBSN(channels=4, num_blocks=1).kernels == "fast"
+    assert DBSN(channels=4, num_blocks=1, form="literal").kernels == "reference"
 
 
 @pytest.mark.parametrize("form, kernels", FORMS_AND_KERNELS)
@@ -181,6 +269,8 @@ def test_unknown_kernels_are_a_one_line_error_naming_the_key():
         TBSN(kernels="quick", **SMALL_TBSN)
     with pytest.raises(ValueError, match="HCANet: kernels must be one of"):
         HCANet(kernels="quick")
+    with pytest.raises(ValueError, match="DBSN: kernels must be one of"):
+        DBSN(kernels="quick")
     with pytest.raises(ValueError, match="BlockSpec: kernels must be one of"):
         replace(BlockSpec(dim=4), kernels="quick")
 

@@ -21,39 +21,61 @@ from torch import nn
 
 from denoise.nets.base import Network, network_name
 from denoise.nets.blind_spot import BlindSpotBranch
-from denoise.nn.fast_layers import use_fast_layers
+from denoise.nn.fast_layers import PointwiseConv2d
 from denoise.nn.forms import FORMS
+from denoise.nn.kernels import pick, resolve_kernels
 from denoise.rules import checked, integer, list_of, one_of
 
 
 class DilatedResidualBlock(nn.Module):
-    """x + 1x1(ReLU(3x3 conv dilated by the phase stride)); dilation 1 on phase sub-images."""
+    """x + 1x1(ReLU(3x3 conv dilated by the phase stride)); dilation 1 on phase sub-images.
 
-    def __init__(self, channels: int, dilation: int):
+    ``pointwise`` is the class of the 1x1 conv (``nn.Conv2d``, or its fast twin).
+    """
+
+    def __init__(self, channels: int, dilation: int, pointwise: type[nn.Conv2d] = nn.Conv2d):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation)
         self.act = nn.ReLU(inplace=True)
-        self.mix = nn.Conv2d(channels, channels, 1)
+        self.mix = pointwise(channels, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.mix(self.act(self.conv(x)))
 
 
-def branch_body(channels: int, num_blocks: int, dilation: int) -> nn.Sequential:
+def branch_body(channels: int, num_blocks: int, dilation: int, pointwise: type[nn.Conv2d]) -> nn.Sequential:
     return nn.Sequential(
         nn.ReLU(inplace=True),
-        nn.Conv2d(channels, channels, 1),
+        pointwise(channels, channels, 1),
         nn.ReLU(inplace=True),
-        nn.Conv2d(channels, channels, 1),
+        pointwise(channels, channels, 1),
         nn.ReLU(inplace=True),
-        *(DilatedResidualBlock(channels, dilation) for _ in range(num_blocks)),
-        nn.Conv2d(channels, channels, 1),
+        *(DilatedResidualBlock(channels, dilation, pointwise) for _ in range(num_blocks)),
+        pointwise(channels, channels, 1),
         nn.ReLU(inplace=True),
     )
 
 
+def fusion_tail(fused: int, channels: int, out_channels: int, pointwise: type[nn.Conv2d]) -> nn.Sequential:
+    """The 1x1 convs that fuse the branches: ``fused`` -> ``channels`` -> ... -> ``out_channels``."""
+    return nn.Sequential(
+        pointwise(fused, channels, 1),
+        nn.ReLU(inplace=True),
+        pointwise(channels, channels // 2, 1),
+        nn.ReLU(inplace=True),
+        pointwise(channels // 2, channels // 2, 1),
+        nn.ReLU(inplace=True),
+        pointwise(channels // 2, out_channels, 1),
+    )
+
+
 class DBSN(Network):
-    """Blind-spot network (B, in_channels, H, W) -> (B, in_channels, H, W); any H, W (zero-padded inside)."""
+    """Blind-spot network (B, in_channels, H, W) -> (B, in_channels, H, W); any H, W (zero-padded inside).
+
+    ``kernels`` (``denoise.nn.kernels``): the class of every 1x1 conv, ``nn.Conv2d`` (``reference``)
+    or :class:`PointwiseConv2d` (``fast``); ``auto``, the default, is fast for the phase form and
+    reference for the literal form, the official network. The same parameters in every choice.
+    """
 
     blindness = "pixel"
 
@@ -70,31 +92,22 @@ class DBSN(Network):
         # A stride of 1 would mask the whole 1x1 kernel: the branch would see nothing.
         phase_strides: Annotated[tuple[int, ...], list_of(integer(2), non_empty=True)] = (2, 3),
         form: Annotated[str, one_of(*FORMS)] = "phase",
+        kernels: str = "auto",
     ):
         # The phase split needs whole phases; the literal form takes any size.
         super().__init__(in_channels, math.lcm(*phase_strides) if form == "phase" else 1)
-        self.form = form
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 1), nn.ReLU(inplace=True))
+        self.form, self.kernels = form, resolve_kernels(kernels, form, "DBSN")
+        pointwise = pick(self.kernels, nn.Conv2d, PointwiseConv2d)
+        self.stem = nn.Sequential(pointwise(in_channels, channels, 1), nn.ReLU(inplace=True))
         self.branches = nn.ModuleList(
             BlindSpotBranch(
                 channels, channels,
-                branch_body(channels, num_blocks, stride if form == "literal" else 1),
+                branch_body(channels, num_blocks, stride if form == "literal" else 1, pointwise),
                 stride, form, bias=True,
             )
             for stride in phase_strides
         )
-        fused = channels * len(phase_strides)
-        self.tail = nn.Sequential(
-            nn.Conv2d(fused, channels, 1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels, channels // 2, 1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels // 2, channels // 2, 1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels // 2, in_channels, 1),
-        )
-        if form == "phase":  # the fast form; the literal form keeps the reference layers
-            use_fast_layers(self)
+        self.tail = fusion_tail(channels * len(phase_strides), channels, in_channels, pointwise)
 
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)

@@ -28,8 +28,8 @@ from torch import nn
 from denoise.nets.base import Network
 from denoise.nets.blind_spot import BlindSpotBranch
 from denoise.nets.unet_frame import UNetFrame
-from denoise.nn.dual_representation_fusion import DualRepresentationFusion
-from denoise.nn.fast_layers import PointwiseConv2d, channels_last, use_fast_layers
+from denoise.nn.dual_representation_fusion import DualRepresentationFusion, FastDualRepresentationFusion
+from denoise.nn.fast_layers import PointwiseConv2d, channels_last
 from denoise.nn.forms import check_form
 from denoise.nn.kernels import pick, resolve_kernels
 from denoise.nn.registry import BlockSpec
@@ -202,16 +202,14 @@ class TBSNBody(UNetFrame):
     """
 
     def __init__(self, options: TBSNOptions):
-        fast = options.kernels == "fast"
         stride = PHASE_STRIDE if options.form == "literal" else 1
+        fusion = pick(options.kernels, DualRepresentationFusion, FastDualRepresentationFusion)
 
         def stage(level: int, channels: int, depth: int) -> nn.Sequential:
             return transformer_stage(options.spec(level, channels), depth, options.block_layout[level])
 
         def fuse(level: int, channels: int) -> nn.Module:
-            # MDAF has one kernel: with the fast kernels its 1x1 convs and norms take their twins.
-            fusion = DualRepresentationFusion(channels, options.channel_heads[level])
-            return use_fast_layers(fusion) if fast else fusion
+            return fusion(channels, options.channel_heads[level])
 
         super().__init__(
             options.dim, options.num_blocks, options.num_refinement_blocks, stage,

@@ -11,6 +11,9 @@ the softmax rather than read as zeros, so border pixels are not pulled towards 0
 Blind-spot use: every tap of a query lies at a multiple of the dilation from it. On phase
 sub-images the block is blind as is; at full resolution, multiplying every rate by the phase
 stride keeps all taps on the query's phase (the registry does this for the literal form).
+
+:class:`FastMultiScaleDilatedAttention` (the ``fast`` kernels) computes the same numbers with
+its 1x1 convs as :class:`denoise.nn.fast_layers.PointwiseConv2d`.
 """
 
 from __future__ import annotations
@@ -22,8 +25,12 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from denoise.nn.fast_layers import PointwiseConv2d
+
 
 class MultiScaleDilatedAttention(nn.Module):
+    pointwise = nn.Conv2d  # the class of the 1x1 convs; the fast kernels use its fast twin
+
     def __init__(
         self,
         dim: int,
@@ -46,8 +53,8 @@ class MultiScaleDilatedAttention(nn.Module):
         self.dilations, self.kernel_size = tuple(dilations), kernel_size
         self.group_heads = heads // groups
         self.scale = (dim // heads) ** -0.5
-        self.qkv = nn.Conv2d(dim, dim * 3, 1, bias=bias)
-        self.project_out = nn.Conv2d(dim, dim, 1, bias=bias)
+        self.qkv = self.pointwise(dim, dim * 3, 1, bias=bias)
+        self.project_out = self.pointwise(dim, dim, 1, bias=bias)
 
     def _neighbourhoods(self, t: torch.Tensor, dilation: int) -> torch.Tensor:
         """(B, C, H, W) -> (B, heads, head_dim, taps, H*W): each pixel's dilated k x k neighbours.
@@ -79,3 +86,9 @@ class MultiScaleDilatedAttention(nn.Module):
             out = (logits.softmax(dim=2)[:, :, None] * values).sum(dim=3)  # (b, m, d, h*w)
             outputs.append(rearrange(out, "b m d (h w) -> b (m d) h w", h=h, w=w))
         return self.project_out(torch.cat(outputs, dim=1))
+
+
+class FastMultiScaleDilatedAttention(MultiScaleDilatedAttention):
+    """MSDA whose 1x1 convs are :class:`PointwiseConv2d`, the attention as the reference computes it."""
+
+    pointwise = PointwiseConv2d

@@ -17,6 +17,9 @@ its encoder skip, two branches of a network), MDAF lets each one steer the other
 
 Blind-spot use: rows, columns and strips all stay inside the map given; inside a phase-split
 body that is one phase sub-image and the fusion is exactly blind. There is no literal form.
+
+:class:`FastDualRepresentationFusion` (the ``fast`` kernels) computes the same numbers with its
+norms and 1x1 convs as their fast twins (:mod:`denoise.nn.fast_layers`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from denoise.nn.fast_layers import layout_like
+from denoise.nn.fast_layers import FastLayerNorm2d, PointwiseConv2d, layout_like
 from denoise.nn.norm import LayerNorm2d
 
 
@@ -37,15 +40,16 @@ class StripConvs(nn.Module):
 
     Convolution is linear, so the sum of the horizontal strips is one 1 x max(k) depthwise conv
     whose kernel is the sum of the centred, zero-padded kernels (likewise vertically): two convs
-    run instead of six, with the paper's separate kernels kept as the parameters.
+    run instead of six, with the paper's separate kernels kept as the parameters. ``pointwise``
+    is the class of the 1x1 conv.
     """
 
-    def __init__(self, dim: int, kernels: Sequence[int]):
+    def __init__(self, dim: int, kernels: Sequence[int], pointwise: type[nn.Conv2d] = nn.Conv2d):
         super().__init__()
         self.horizontal = nn.ModuleList(nn.Conv2d(dim, dim, (1, k), groups=dim) for k in kernels)
         self.vertical = nn.ModuleList(nn.Conv2d(dim, dim, (k, 1), groups=dim) for k in kernels)
         self.longest = max(kernels)
-        self.project = nn.Conv2d(dim, dim, 1)
+        self.project = pointwise(dim, dim, 1)
 
     def _summed_kernel(self, convs: nn.ModuleList) -> tuple[torch.Tensor, torch.Tensor]:
         weight = 0
@@ -65,6 +69,9 @@ class StripConvs(nn.Module):
 class DualRepresentationFusion(nn.Module):
     """MDAF: ``forward(x1, x2)`` with two (B, dim, H, W) maps -> one (B, dim, H, W) map."""
 
+    # The classes of the norms and 1x1 convs; the fast kernels use their fast twins.
+    norm, pointwise = LayerNorm2d, nn.Conv2d
+
     def __init__(self, dim: int, heads: int = 1, strip_kernels: Sequence[int] = (7, 11, 21)):
         super().__init__()
         if dim % heads:
@@ -72,12 +79,13 @@ class DualRepresentationFusion(nn.Module):
         if any(k % 2 == 0 for k in strip_kernels):
             raise ValueError(f"DualRepresentationFusion: strip kernels must be odd, got {strip_kernels}")
         self.heads = heads
-        self.norm1, self.norm2 = LayerNorm2d(dim, bias=True), LayerNorm2d(dim, bias=True)
-        self.strips1, self.strips2 = StripConvs(dim, strip_kernels), StripConvs(dim, strip_kernels)
+        self.norm1, self.norm2 = self.norm(dim, bias=True), self.norm(dim, bias=True)
+        self.strips1 = StripConvs(dim, strip_kernels, self.pointwise)
+        self.strips2 = StripConvs(dim, strip_kernels, self.pointwise)
         self.row_temperature = nn.Parameter(torch.ones(heads, 1, 1))
         self.column_temperature = nn.Parameter(torch.ones(heads, 1, 1))
-        self.project_rows = nn.Conv2d(dim, dim, 1)
-        self.project_columns = nn.Conv2d(dim, dim, 1)
+        self.project_rows = self.pointwise(dim, dim, 1)
+        self.project_columns = self.pointwise(dim, dim, 1)
 
     @staticmethod
     def _cross_attention(
@@ -109,3 +117,9 @@ class DualRepresentationFusion(nn.Module):
         rows = self._cross_attention(f1, f2, self.row_temperature, self.heads, "rows")
         columns = self._cross_attention(f2, f1, self.column_temperature, self.heads, "columns")
         return self.project_rows(rows) + self.project_columns(columns) + x1 + x2
+
+
+class FastDualRepresentationFusion(DualRepresentationFusion):
+    """MDAF whose norms and 1x1 convs are their fast twins, the rest as the reference computes it."""
+
+    norm, pointwise = FastLayerNorm2d, PointwiseConv2d

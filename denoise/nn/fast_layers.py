@@ -1,4 +1,4 @@
-"""The fast twins of the two layers every block uses, and the channels-last layout helpers.
+"""The fast twins of the two layers every block uses, and the channels-last layout functions.
 
 On CPU, oneDNN runs a 1x1 convolution on an NCHW map several times slower than the same product
 written as a matrix multiplication, and ``x.var(dim=1)`` over the channels of an NCHW map is a
@@ -6,8 +6,10 @@ slow strided reduction (measured in docs/performance.md). :class:`PointwiseConv2
 :class:`FastLayerNorm2d` compute the same function as ``nn.Conv2d`` (1x1) and
 :class:`LayerNorm2d` faster, each a subclass overriding ``forward``; parameter names, shapes and
 state dicts do not change, so checkpoints move freely between the two kernels
-(``denoise.nn.kernels``). A block with both kernels builds the twins itself; a block written with
-plain layers only gets them from :func:`use_fast_layers` when the fast kernels are asked for.
+(``denoise.nn.kernels``). The kernels are chosen when a module is built: a block's fast twin
+(the class the builder picks for the fast kernels) builds these where the reference block builds
+``nn.Conv2d`` and ``LayerNorm2d`` (its class attributes ``pointwise`` and ``norm``), a network
+picks them from its ``kernels`` argument, and no layer changes its class afterwards.
 
 Layout: on a channels-last map oneDNN's own 1x1 convolution is a plain GEMM and the fastest
 kernel of all (faster than a batched matmul on NCHW, whose MKL GEMM runs at about half oneDNN's
@@ -53,6 +55,15 @@ class PointwiseConv2d(nn.Conv2d):
     """A 1x1, stride 1, ungrouped ``nn.Conv2d``: oneDNN's GEMM on a channels-last map, else
     ``weight @ x`` over the channels of the NCHW map."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The product over channels is the conv only for these; anything else would be computed wrongly.
+        if (self.kernel_size, self.stride, self.padding, self.groups) != ((1, 1), (1, 1), (0, 0), 1):
+            raise ValueError(
+                f"PointwiseConv2d is a 1x1, stride 1, unpadded, ungrouped conv; got kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, groups={self.groups}"
+            )
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if is_channels_last(x):
             return super().forward(x)
@@ -87,30 +98,3 @@ class FastLayerNorm2d(LayerNorm2d):
         centred = x - mean
         scale = torch.rsqrt(centred.square().mean(dim=1, keepdim=True) + self.eps)
         return centred * scale * self.weight[:, None, None] + self.bias[:, None, None]
-
-
-def _is_pointwise(conv: nn.Module) -> bool:
-    return (
-        type(conv) is nn.Conv2d
-        and conv.kernel_size == (1, 1)
-        and conv.stride == (1, 1)
-        and conv.padding == (0, 0)
-        and conv.groups == 1
-        and conv.padding_mode == "zeros"
-    )
-
-
-def use_fast_layers(module: nn.Module) -> nn.Module:
-    """Turn every plain 1x1 conv and LayerNorm2d inside ``module`` into its fast twin, in place.
-
-    For modules written with plain layers only, which have no fast class of their own (a new
-    block registered with one kernel, MDAF, DBSN): with the fast kernels asked for, their 1x1
-    convs and norms still run fast. The twins add no state, so changing the class of the
-    existing layer keeps its parameters.
-    """
-    for layer in module.modules():
-        if _is_pointwise(layer):
-            layer.__class__ = PointwiseConv2d
-        elif type(layer) is LayerNorm2d:
-            layer.__class__ = FastLayerNorm2d
-    return module

@@ -6,6 +6,9 @@ combined by gating, ``GELU(b1) * b2 * b3``, so that each scale modulates the oth
 pixel; a 1x1 conv projects back. Everything outside the depthwise convs is per pixel, so the
 block is blind wherever its convs read only the pixel's phase: on phase sub-images as is, at
 full resolution with every rate multiplied by the phase stride (the registry does that).
+
+:class:`FastMultiScaleFeedForward` (the ``fast`` kernels) computes the same numbers with its 1x1
+convs as :class:`denoise.nn.fast_layers.PointwiseConv2d`.
 """
 
 from __future__ import annotations
@@ -16,8 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from denoise.nn.fast_layers import PointwiseConv2d
+
 
 class MultiScaleFeedForward(nn.Module):
+    pointwise = nn.Conv2d  # the class of the 1x1 convs; the fast kernels use its fast twin
+
     def __init__(
         self, dim: int, expansion: float = 2.66, dilations: Sequence[int] = (1, 2, 3), bias: bool = False
     ):
@@ -25,11 +32,11 @@ class MultiScaleFeedForward(nn.Module):
         if not dilations or any(d < 1 for d in dilations):
             raise ValueError(f"MultiScaleFeedForward: dilations must be positive integers, got {dilations}")
         hidden = int(dim * expansion)
-        self.project_in = nn.Conv2d(dim, hidden * len(dilations), 1, bias=bias)
+        self.project_in = self.pointwise(dim, hidden * len(dilations), 1, bias=bias)
         self.branches = nn.ModuleList(
             nn.Conv2d(hidden, hidden, 3, padding=d, dilation=d, groups=hidden, bias=bias) for d in dilations
         )
-        self.project_out = nn.Conv2d(hidden, dim, 1, bias=bias)
+        self.project_out = self.pointwise(hidden, dim, 1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         parts = self.project_in(x).chunk(len(self.branches), dim=1)
@@ -38,3 +45,9 @@ class MultiScaleFeedForward(nn.Module):
         for scale in others:
             gated = gated * scale
         return self.project_out(gated)
+
+
+class FastMultiScaleFeedForward(MultiScaleFeedForward):
+    """MSFN whose 1x1 convs are :class:`PointwiseConv2d`, the branches as the reference computes them."""
+
+    pointwise = PointwiseConv2d

@@ -6,10 +6,11 @@ that is a phase sub-image, so any block is exactly blind there) and ``literal`` 
 full-resolution reference form, where a block must itself read only its pixel's phase). Asking
 for a form a block lacks is refused with a message that names the block.
 
-A block is registered with its kernels too (``denoise.nn.kernels``): one, ``reference``, or both,
-when its factory builds the fast twin for ``spec.kernels``. A block with one kernel is built as
-written; when the fast kernels are asked for, its plain 1x1 convs and LayerNorm2d become their
-fast twins (:func:`use_fast_layers`), so a new block needs no fast class to run fast.
+A block is registered with its kernels too (``denoise.nn.kernels``): both, when its factory builds
+the class that ``spec.pick`` chooses, the reference block or its fast twin (a subclass whose 1x1
+convs are ``PointwiseConv2d``, or that overrides the one method computing it); or one,
+``reference``, for a block with nothing a fast kernel would change (``ffn``: two 3x3 convs),
+which is built as written whatever kernels are asked for.
 """
 
 from __future__ import annotations
@@ -21,13 +22,12 @@ from torch import nn
 
 from denoise.nn.channel_attention import ChannelAttention, FastChannelAttention
 from denoise.nn.conv_attention_fusion import ConvAttentionFusion
-from denoise.nn.dilated_attention import MultiScaleDilatedAttention
-from denoise.nn.fast_layers import use_fast_layers
+from denoise.nn.dilated_attention import FastMultiScaleDilatedAttention, MultiScaleDilatedAttention
 from denoise.nn.feed_forward import DilatedFeedForward, FastGatedDconvFeedForward, GatedDconvFeedForward
 from denoise.nn.forms import FORMS
 from denoise.nn.kernels import KERNELS, pick, resolve_kernels
-from denoise.nn.multiscale_feed_forward import MultiScaleFeedForward
-from denoise.nn.routing_attention import BiLevelRoutingAttention
+from denoise.nn.multiscale_feed_forward import FastMultiScaleFeedForward, MultiScaleFeedForward
+from denoise.nn.routing_attention import BiLevelRoutingAttention, FastBiLevelRoutingAttention
 from denoise.nn.window_attention import FastMaskedWindowAttention, MaskedWindowAttention
 
 
@@ -101,11 +101,7 @@ def build_block(name: str, spec: BlockSpec) -> nn.Module:
             f"block {name!r} has no {spec.form!r} form (it has: {', '.join(BLOCK_FORMS[name])}). "
             f"It is exactly blind only inside a phase-split body: use form='phase'."
         )
-    block = BLOCKS[name](spec)
-    if spec.fast_kernels and BLOCK_KERNELS[name] != KERNELS:
-        # A block written with plain layers only: it has no fast twin, its 1x1 convs and norms do.
-        use_fast_layers(block)
-    return block
+    return BLOCKS[name](spec)
 
 
 def heads_of_size(spec: BlockSpec, block: str) -> int:
@@ -139,16 +135,18 @@ def _mwsa(spec: BlockSpec) -> nn.Module:
     )
 
 
-@register_block("msda")
+@register_block("msda", kernels=KERNELS)
 def _msda(spec: BlockSpec) -> nn.Module:
     # Neighbourhood attention reads taps at multiples of the dilation, so scaling every rate by
     # the phase stride keeps each tap on the query's phase at full resolution.
-    return MultiScaleDilatedAttention(spec.dim, heads_of_size(spec, "msda"), spec.scaled_dilations)
+    attention = spec.pick(MultiScaleDilatedAttention, FastMultiScaleDilatedAttention)
+    return attention(spec.dim, heads_of_size(spec, "msda"), spec.scaled_dilations)
 
 
-@register_block("bra", forms=("phase",))
+@register_block("bra", forms=("phase",), kernels=KERNELS)
 def _bra(spec: BlockSpec) -> nn.Module:
-    return BiLevelRoutingAttention(spec.dim, heads_of_size(spec, "bra"), spec.regions, spec.topk)
+    attention = spec.pick(BiLevelRoutingAttention, FastBiLevelRoutingAttention)
+    return attention(spec.dim, heads_of_size(spec, "bra"), spec.regions, spec.topk)
 
 
 class FastConvAttentionFusion(ConvAttentionFusion, FastChannelAttention):
@@ -160,7 +158,7 @@ def _cafm(spec: BlockSpec) -> nn.Module:
     return spec.pick(ConvAttentionFusion, FastConvAttentionFusion)(spec.dim, spec.channel_heads)
 
 
-@register_block("ffn")
+@register_block("ffn")  # two 3x3 convs, the same in both kernels
 def _ffn(spec: BlockSpec) -> nn.Module:
     return DilatedFeedForward(spec.dim, spec.ffn_expansion, spec.dilation)
 
@@ -171,9 +169,10 @@ def _gdfn(spec: BlockSpec) -> nn.Module:
     return feed_forward(spec.dim, spec.ffn_expansion, spec.dilation)
 
 
-@register_block("msfn")
+@register_block("msfn", kernels=KERNELS)
 def _msfn(spec: BlockSpec) -> nn.Module:
-    return MultiScaleFeedForward(spec.dim, spec.ffn_expansion, spec.scaled_dilations)
+    feed_forward = spec.pick(MultiScaleFeedForward, FastMultiScaleFeedForward)
+    return feed_forward(spec.dim, spec.ffn_expansion, spec.scaled_dilations)
 
 
 # Blocks in files of their own register themselves (@register_block) when imported, hence last.

@@ -16,6 +16,9 @@ form: at full resolution the pooled means would mix phases.
 Padding: positions added to reach a multiple of ``regions`` are excluded from the region means
 and masked out of the token attention, so the output on the real pixels does not depend on
 how much padding was needed.
+
+:class:`FastBiLevelRoutingAttention` (the ``fast`` kernels) computes the same numbers with its
+1x1 convs as :class:`denoise.nn.fast_layers.PointwiseConv2d`.
 """
 
 from __future__ import annotations
@@ -25,8 +28,12 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from denoise.nn.fast_layers import PointwiseConv2d
+
 
 class BiLevelRoutingAttention(nn.Module):
+    pointwise = nn.Conv2d  # the class of the 1x1 convs; the fast kernels use its fast twin
+
     def __init__(
         self, dim: int, heads: int = 2, regions: int = 8, topk: int = 4, lepe_kernel: int = 5, bias: bool = False
     ):
@@ -40,9 +47,9 @@ class BiLevelRoutingAttention(nn.Module):
         if lepe_kernel % 2 == 0:
             raise ValueError(f"BiLevelRoutingAttention: lepe_kernel must be odd, got {lepe_kernel}")
         self.heads, self.regions, self.topk = heads, regions, topk
-        self.qkv = nn.Conv2d(dim, dim * 3, 1, bias=bias)
+        self.qkv = self.pointwise(dim, dim * 3, 1, bias=bias)
         self.lepe = nn.Conv2d(dim, dim, lepe_kernel, padding=lepe_kernel // 2, groups=dim, bias=bias)
-        self.project_out = nn.Conv2d(dim, dim, 1, bias=bias)
+        self.project_out = self.pointwise(dim, dim, 1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
@@ -83,3 +90,9 @@ class BiLevelRoutingAttention(nn.Module):
             out, "(b ny nx) m (sy sx) d -> b (m d) (ny sy) (nx sx)", ny=n, nx=n, sy=size_h, sx=size_w
         )
         return self.project_out(out[..., :h, :w] + lepe)
+
+
+class FastBiLevelRoutingAttention(BiLevelRoutingAttention):
+    """BRA whose 1x1 convs are :class:`PointwiseConv2d`, the routing as the reference computes it."""
+
+    pointwise = PointwiseConv2d

@@ -16,6 +16,9 @@ never holds x(p) for any p of that entry: exactly blind. At full resolution (``f
 a mean over the whole map would hold p's neighbours, whose features read x(p), so there the block
 takes one mean per phase and gives it back to that phase's pixels only. Both forms compute the
 same function with the same weights.
+
+:class:`FastSimplifiedChannelAttention` (the ``fast`` kernels) computes the same numbers with its
+1x1 convs as :class:`denoise.nn.fast_layers.PointwiseConv2d`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import torch
 from einops import reduce, repeat
 from torch import nn
 
+from denoise.nn.fast_layers import PointwiseConv2d
+from denoise.nn.kernels import KERNELS
 from denoise.nn.registry import BlockSpec, register_block
 
 
@@ -34,17 +39,19 @@ class SimplifiedChannelAttention(nn.Module):
     H and W must be multiples of ``phase_stride`` (a blind-spot network pads to them).
     """
 
+    pointwise = nn.Conv2d  # the class of the 1x1 convs; the fast kernels use its fast twin
+
     def __init__(self, dim: int, expansion: int = 2, phase_stride: int = 1):
         super().__init__()
         hidden = dim * expansion
         if hidden % 2:
             raise ValueError(f"SimplifiedChannelAttention: dim * expansion = {hidden} is odd; SimpleGate halves it")
         self.phase_stride = phase_stride
-        self.project_in = nn.Conv2d(dim, hidden, 1)
+        self.project_in = self.pointwise(dim, hidden, 1)
         # Dilated by the phase stride at full resolution, so every tap stays on the pixel's phase.
         self.dwconv = nn.Conv2d(hidden, hidden, 3, padding=phase_stride, dilation=phase_stride, groups=hidden)
-        self.attention = nn.Conv2d(hidden // 2, hidden // 2, 1)
-        self.project_out = nn.Conv2d(hidden // 2, dim, 1)
+        self.attention = self.pointwise(hidden // 2, hidden // 2, 1)
+        self.project_out = self.pointwise(hidden // 2, dim, 1)
 
     def channel_weights(self, x: torch.Tensor) -> torch.Tensor:
         """SCA's weight for every channel, one set per phase; broadcasts against ``x``."""
@@ -60,7 +67,14 @@ class SimplifiedChannelAttention(nn.Module):
         return self.project_out(gated * self.channel_weights(gated))
 
 
-@register_block("sca")
+class FastSimplifiedChannelAttention(SimplifiedChannelAttention):
+    """SCA whose 1x1 convs are :class:`PointwiseConv2d`, the rest as the reference computes it."""
+
+    pointwise = PointwiseConv2d
+
+
+@register_block("sca", kernels=KERNELS)
 def _sca(spec: BlockSpec) -> nn.Module:
     # spec.dilation is the phase stride in the literal form and 1 on phase sub-images.
-    return SimplifiedChannelAttention(spec.dim, phase_stride=spec.dilation)
+    block = spec.pick(SimplifiedChannelAttention, FastSimplifiedChannelAttention)
+    return block(spec.dim, phase_stride=spec.dilation)

@@ -86,9 +86,7 @@ class MaskedWindowAttention(nn.Module):
         off_phase = (offset % phase_stride) != 0
         blocked = off_phase[:, None, :, None] | off_phase[None, :, None, :]  # (qy, qx, ky, kx)
         bias_mask = torch.zeros(blocked.shape).masked_fill(blocked, float("-inf"))
-        self.register_buffer(
-            "mask", rearrange(bias_mask, "qy qx ky kx -> (qy qx) (ky kx)"), persistent=False
-        )
+        self.register_buffer("mask", rearrange(bias_mask, "qy qx ky kx -> (qy qx) (ky kx)"), persistent=False)
         self.masked = bool(blocked.any())
 
     def relative_logits(self, q: torch.Tensor) -> torch.Tensor:
