@@ -31,12 +31,9 @@ from omegaconf import DictConfig, OmegaConf
 import denoise.cli.config_store  # noqa: F401  (the nodes the checked configs are composed from)
 from denoise.data.submission import SUBMISSIONS
 from denoise.lit.base import OptimizerArguments
-from denoise.lit.blind_spot import TRAIN_PD_KEEPS, BlindSpotModule, TrainPD
-from denoise.lit.schedule import ScheduleSettings
 from denoise.metrics.scoring import SCORING_PROTOCOLS
 from denoise.nets.hcanet import BlindSpotHCANet, HCANet, HCANetOptions
 from denoise.nets.tbsn import TBSN, TBSNOptions
-from denoise.ops.pd import LAYOUTS
 from denoise.ops.settings import InferenceSettings
 from denoise.rules import (
     SEED,
@@ -96,24 +93,6 @@ class EMAArguments:
 
 
 @dataclass(frozen=True)
-class BlindSpotModuleBlocks:
-    """The blocks of settings ``BlindSpotModule`` takes, and the class that reads each."""
-
-    scheduler: Annotated[dict | None, ScheduleSettings]
-    train_pd: Annotated[dict | None, TrainPD]
-    inference: Annotated[dict | None, InferenceSettings]
-    benchmark_inference: Annotated[dict | None, InferenceSettings]
-
-
-@dataclass(frozen=True)
-class TrainPDFields:
-    factor: Annotated[int, integer(1)]
-    pad: Annotated[int, integer(0)]
-    layout: Annotated[str, one_of(*LAYOUTS)]
-    keep: Annotated[str, one_of(*TRAIN_PD_KEEPS)]
-
-
-@dataclass(frozen=True)
 class TransformerUNetFields:
     """The sizes TBSN and HCANet share: both are U-Nets of three levels (level 1, level 2, latent),
     and each list holds one value per level."""
@@ -145,8 +124,6 @@ EXTERNAL: dict[type, tuple[type, type]] = {
     EMAWeightAveraging: (EMAArguments, EMAWeightAveraging),
     # Any torch optimiser: the arguments they share, named as AdamW (the default) names them.
     torch.optim.Optimizer: (OptimizerArguments, torch.optim.AdamW),
-    BlindSpotModule: (BlindSpotModuleBlocks, BlindSpotModule),
-    TrainPD: (TrainPDFields, TrainPD),
     TBSN: (TBSNFields, TBSNOptions),
     HCANet: (HCANetFields, HCANetOptions),
     BlindSpotHCANet: (HCANetFields, HCANetOptions),

@@ -8,6 +8,7 @@ Validation: noisy image -> PD (factor 2) -> net -> PD up -> [R3] -> metrics agai
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +18,10 @@ from denoise.data.datasets.crops import check_crop_size
 from denoise.errors import ConfigError
 from denoise.lit.base import VAL_PROTOCOLS, DenoisingModule, plain
 from denoise.lit.checkpoint_format import upgrade_network_config
+from denoise.lit.schedule import ScheduleSettings
 from denoise.ops import InferenceSettings, Progress, blind_spot_denoise, first_sub_image, pd_down
+from denoise.ops.pd import LAYOUTS
+from denoise.rules import check_fields, integer, one_of
 
 __all__ = ["TRAIN_PD_KEEPS", "VAL_PROTOCOLS", "BlindSpotModule", "TrainPD"]
 
@@ -26,12 +30,14 @@ TRAIN_PD_KEEPS = ("first", "all")
 
 @dataclass(frozen=True)
 class TrainPD:
-    factor: int = 5
-    layout: str = "batch"  # "batch" (TBSN) or "mosaic" (AP-BSN)
-    pad: int = 0  # per-sub-image zero padding of the mosaic layout
-    keep: str = "first"  # "first": only sub-image 0 per crop (TBSN); "all": every sub-image
+    factor: Annotated[int, integer(1)] = 5
+    layout: Annotated[str, one_of(*LAYOUTS)] = "batch"  # "batch" (TBSN) or "mosaic" (AP-BSN)
+    pad: Annotated[int, integer(0)] = 0  # per-sub-image zero padding of the mosaic layout
+    # "first": only sub-image 0 per crop (TBSN); "all": every sub-image
+    keep: Annotated[str, one_of(*TRAIN_PD_KEEPS)] = "first"
 
     def __post_init__(self):
+        check_fields(self, "model.train_pd.")
         if self.keep == "first" and self.layout != "batch":
             raise ConfigError("model.train_pd.keep=first needs model.train_pd.layout=batch")
 
@@ -47,10 +53,11 @@ class BlindSpotModule(DenoisingModule):
         self,
         net: dict,
         optimizer: dict,
-        scheduler: dict | None = None,
-        train_pd: dict | None = None,
-        inference: dict | None = None,
-        benchmark_inference: dict | None = None,
+        # Blocks of settings, each checked by the class that reads it.
+        scheduler: Annotated[dict | None, ScheduleSettings] = None,
+        train_pd: Annotated[dict | None, TrainPD] = None,
+        inference: Annotated[dict | None, InferenceSettings] = None,
+        benchmark_inference: Annotated[dict | None, InferenceSettings] = None,
         data_scale: float = 255.0,
         val_protocol: str = "srgb",
         compile: bool = False,
