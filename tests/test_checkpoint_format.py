@@ -83,17 +83,16 @@ def _spectral_module(tmp_path) -> BlindSpotModule:
 
 def test_a_format_2_spectral_checkpoint_loads_without_linear_paths_and_computes_what_it_computed(tmp_path):
     module = _spectral_module(tmp_path)
-    with torch.no_grad():  # the network as format 2 had it: no linear path, spatial estimate taken whole
+    with torch.no_grad():  # the network as format 2 had it: no linear path
         for head in module.net.heads:
             head.linear.weight.zero_(), head.linear.bias.zero_()
-        module.net.spatial_gain.fill_(1.0)
     x = torch.rand(1, 6, 16, 16, dtype=torch.float64)
     with torch.no_grad():
         expected = module.net(x)
     checkpoint = torch.load(write_checkpoint(module, tmp_path / "today.ckpt", imported_from={}), weights_only=False)
     checkpoint[FORMAT_KEY] = 2
     weights = checkpoint["state_dict"]
-    for name in [name for name in weights if ".linear." in name or name.endswith("spatial_gain")]:
+    for name in [name for name in weights if ".linear." in name]:
         del weights[name]
     torch.save(checkpoint, tmp_path / "format2.ckpt")
     loaded = load_model(tmp_path / "format2.ckpt").double()

@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 
 from denoise.errors import ConfigError
 from denoise.nets import DBSN, TBSN, SpectralBlindSpotNet, UNet
+from denoise.nets.base import Network
 from denoise.nets.blindness import band_jacobian_at, probe_pixels
 from denoise.nets.spectral_bsn import band_groups
 from tests.conftest import compose_net
@@ -126,7 +127,7 @@ def test_linear_start_begins_at_the_spectral_least_squares_predictor():
     with torch.no_grad():
         out = net(noisy)
         linear = torch.cat([head.linear(noisy * head.visible) for head in net.heads], dim=1)[:, net.band_order]
-    # The untrained paths are gated off: the output is the linear predictor alone ...
+    # The untrained paths start at zero: the output is the linear predictor alone ...
     torch.testing.assert_close(out, linear, rtol=0, atol=1e-6)
     # ... which removes most of the noise (the other group's 6 bands see the same 3 endmembers) ...
     assert ((out - clean) ** 2).mean() < 0.25 * ((noisy - clean) ** 2).mean()
@@ -137,14 +138,25 @@ def test_linear_start_begins_at_the_spectral_least_squares_predictor():
         assert torch.einsum("ngp,nvp->gv", residual, shown).abs().max() < 1e-2 * residual.numel() ** 0.5
 
 
-def test_after_the_linear_start_and_a_step_the_network_is_still_exactly_blind():
+@pytest.mark.parametrize("spatial", ["tbsn", "dbsn"])
+def test_the_linear_start_zeroes_the_spatial_networks_output_layer(spatial):
+    _, noisy = low_rank_cube(bands=BANDS, size=24)
+    net = small_net(spatial=spatial)
+    net.start_from_data(noisy)
+    with torch.no_grad():
+        assert net.spatial(noisy).abs().max() == 0  # the last layer of its own output, whatever the network
+
+
+def test_after_the_linear_start_and_some_steps_the_network_is_still_exactly_blind():
     _, noisy = low_rank_cube(bands=BANDS, size=24)
     net = small_net()
     net.start_from_data(noisy)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
-    torch.nn.functional.l1_loss(net(noisy), noisy).backward()
-    optimizer.step()
-    assert net.spatial_gain.abs().min() > 0  # the gated paths open from the first step
+    for _ in range(3):  # the zeroed layers move at the first step, the layers behind them at the next
+        optimizer.zero_grad()
+        torch.nn.functional.l1_loss(net(noisy), noisy).backward()
+        optimizer.step()
+    assert net.spatial.output_layer().weight.abs().max() > 0
     assert_band_blind(net, (24, 20), train=True)
 
 
@@ -164,3 +176,12 @@ def test_linear_start_inside_a_bf16_step_solves_in_float64():
         under_bf16.start_from_data(noisy)
     for ours, theirs in zip(reference.heads, under_bf16.heads):
         torch.testing.assert_close(ours.linear.weight, theirs.linear.weight, rtol=0, atol=1e-6)
+
+
+def test_linear_start_needs_a_spatial_network_that_names_its_output_layer():
+    class Unnamed(TBSN):
+        output_layer = Network.output_layer
+
+    with pytest.raises(ConfigError, match=r"^model.net.linear_start=true: Unnamed names no output layer"):
+        SpectralBlindSpotNet(BANDS, Unnamed(BANDS, dim=8, num_blocks=[1, 1, 1]), hidden=16)
+    SpectralBlindSpotNet(BANDS, Unnamed(BANDS, dim=8, num_blocks=[1, 1, 1]), hidden=16, linear_start=False)

@@ -4,9 +4,8 @@ Format 1 (no ``denoise_format`` key) stored M-WSA's relative-position tables in 
 convention (row ``offset + 11``, unscaled q); format 2 stores them as the official TBSN code
 does. Loading a format-1 checkpoint converts its tables, so it computes exactly what it computed
 when it was written, instead of loading silently into a network that reads them differently.
-Format 3 adds the hyperspectral network's linear path and spatial gain (``SpectralBlindSpotNet``);
-a format-2 checkpoint of that network gets a zero linear path and a gain of one, which is the
-function it computed.
+Format 3 adds the hyperspectral network's linear path (``SpectralBlindSpotNet``); a format-2
+checkpoint of that network gets a zero linear path, which is the function it computed.
 
 Network configs (the ``net`` / ``student`` hyper-parameters) of earlier versions may use a key
 renamed since (``in_ch``, now ``in_channels``): :func:`upgrade_network_config` gives them the new
@@ -69,8 +68,8 @@ def _converted_tables(weights: dict) -> dict[str, torch.Tensor]:
 
 
 def _spectral_paths_added(weights: dict) -> dict[str, torch.Tensor]:
-    """The linear paths (zero) and the spatial gain (one) of every SpectralBlindSpotNet in
-    ``weights`` that has none: with them it computes what it computed without them."""
+    """The linear paths (zero) of every SpectralBlindSpotNet in ``weights`` that has none: with
+    them it computes what it computed without them."""
     added = {}
     for name, first_layer in weights.items():
         match = SPECTRAL_HEAD_INPUT.match(name)
@@ -83,8 +82,6 @@ def _spectral_paths_added(weights: dict) -> dict[str, torch.Tensor]:
         if prefix + "weight" not in weights:
             added[prefix + "weight"] = first_layer.new_zeros(group, bands, 1, 1)
             added[prefix + "bias"] = first_layer.new_zeros(group)
-        if f"{net}spatial_gain" not in weights:
-            added[f"{net}spatial_gain"] = first_layer.new_ones(1, bands, 1, 1)
     return added
 
 

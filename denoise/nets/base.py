@@ -44,6 +44,11 @@ class Network(nn.Module):
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def output_layer(self) -> nn.Conv2d:
+        """The last layer, whose output is the network's (before the crop): a network that starts
+        a part of itself at zero (SpectralBlindSpotNet's closed-form start) zeroes it."""
+        raise NotImplementedError(f"{type(self).__name__} names no output layer")
+
     def start_from_data(self, noisy: torch.Tensor) -> bool:
         """Fit the parts of the network that have a closed-form start, on the first training batch
         (``noisy`` as the network sees it in training), before the first optimizer step. Returns

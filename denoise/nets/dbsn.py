@@ -109,6 +109,9 @@ class DBSN(Network):
         )
         self.tail = fusion_tail(channels * len(phase_strides), channels, in_channels, pointwise)
 
+    def output_layer(self) -> nn.Conv2d:
+        return self.tail[-1]
+
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
         x = torch.cat([branch(x) for branch in self.branches], dim=1)

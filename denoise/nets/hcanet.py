@@ -136,6 +136,9 @@ class BlindSpotHCANet(Network):
         pointwise = pick(settings.kernels, nn.Conv2d, PointwiseConv2d)
         self.head = pointwise(body.out_channels, in_channels, 1, bias=False)
 
+    def output_layer(self) -> nn.Conv2d:
+        return self.head
+
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         # Reflection keeps every copied pixel on its own phase (see TBSN): still exactly blind.
         return self.head(self.branch(x))

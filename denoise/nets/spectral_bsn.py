@@ -121,23 +121,30 @@ class SpectralBlindSpotNet(Network):
             )
         if not 2 <= groups <= in_channels:
             raise ConfigError(f"model.net.groups={groups}: expected an integer from 2 to in_channels ({in_channels})")
+        if linear_start and type(spatial).output_layer is Network.output_layer:
+            raise ConfigError(
+                f"model.net.linear_start=true: {type(spatial).__name__} names no output layer to start from zero; "
+                "expected TBSN, DBSN, BlindSpotHCANet or linear_start=false"
+            )
         self.spatial = spatial
         self.linear_start = bool(linear_start)
         self.heads = nn.ModuleList(LeaveGroupOutHead(in_channels, hidden, g) for g in band_groups(in_channels, groups))
-        # How much of the spatial estimate each band takes as it is (the heads add the rest).
-        self.spatial_gain = nn.Parameter(torch.ones(1, in_channels, 1, 1))
         order = torch.cat([head.group for head in self.heads])
         self.register_buffer("band_order", torch.argsort(order), persistent=False)
 
     @torch.no_grad()
     def start_from_data(self, noisy: torch.Tensor) -> bool:
         """Start as the linear spectral predictor alone: each head's linear part fitted to its noisy
-        bands, the paths that are still untrained (the spatial network's output, the heads' MLPs,
-        whose output at initialisation is noise of about the signal's size) gated to zero. Their
-        gates open from the first step, since their gradients do not vanish at zero."""
+        bands, and the last layers of the paths that are still untrained (the spatial network, the
+        heads' MLPs, whose outputs at initialisation are noise of about the signal's size) set to
+        zero. Those layers learn from the first step (their gradients do not vanish at zero), and
+        the spatial network keeps learning its own estimate of each band, as without the start."""
         if not self.linear_start:
             return False
-        self.spatial_gain.zero_()
+        output = self.spatial.output_layer()
+        output.weight.zero_()
+        if output.bias is not None:
+            output.bias.zero_()
         for head in self.heads:
             head.mlp[-1].weight.zero_()
             head.mlp[-1].bias.zero_()
@@ -147,4 +154,4 @@ class SpectralBlindSpotNet(Network):
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         spatial = self.spatial(x)
         corrections = torch.cat([head(spatial, x) for head in self.heads], dim=1)
-        return self.spatial_gain * spatial + corrections[:, self.band_order]
+        return spatial + corrections[:, self.band_order]

@@ -258,6 +258,9 @@ class TBSN(Network):
         pointwise = pick(settings.kernels, nn.Conv2d, PointwiseConv2d)
         self.head = pointwise(body.out_channels, in_channels, 1, bias=False)
 
+    def output_layer(self) -> nn.Conv2d:
+        return self.head
+
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         # Reflect padding copies pixels onto positions of their own parity, which the masked
         # conv never reads for the same phase: the padded network stays exactly blind.
