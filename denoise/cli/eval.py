@@ -71,6 +71,16 @@ class DenoisedImage:
         }
 
 
+def model_summary(model) -> dict:
+    """What results.json says of the evaluated model."""
+    return {
+        "class": type(model).__name__,
+        "net": model.network_config().get("_target_"),
+        "val_protocol": model.val_protocol,
+        "data_scale": model.data_scale,
+    }
+
+
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluate ``cfg.ckpt_path`` on ``cfg.data``; returns what results.json holds."""
     started = time.perf_counter()
@@ -104,12 +114,7 @@ def evaluate(cfg: DictConfig) -> dict:
         "checkpoint": str(Path(str(cfg.ckpt_path)).resolve()),
         "data": {"name": name, "config": OmegaConf.to_container(cfg.data, resolve=True)},
         "protocol": {"name": protocol, "description": SCORING_PROTOCOLS[protocol]},
-        "model": {
-            "class": type(model).__name__,
-            "net": model.network_config().get("_target_"),
-            "val_protocol": model.val_protocol,
-            "data_scale": model.data_scale,
-        },
+        "model": model_summary(model),
         "inference": dataclasses.asdict(settings),
         "inference_protocol": describe_protocol(settings),
         "device": str(device),
