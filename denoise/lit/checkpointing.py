@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
+from fsspec.core import strip_protocol
+from fsspec.implementations.local import LocalFileSystem
+from fsspec.utils import get_protocol
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 CHECKPOINT_DIR = "checkpoints"  # under a run directory (configs/callbacks: ${paths.output_dir}/checkpoints)
@@ -50,10 +52,22 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
         raise
 
 
+def local_file(path: str | Path) -> Path | None:
+    """The local file ``path`` names (a plain path or a ``file://`` / ``local://`` URL), else None.
+
+    Only the protocol is parsed, so a remote URL (``s3://``...) needs no fsspec back end installed here.
+    """
+    path = os.fspath(path)
+    if get_protocol(path) not in LocalFileSystem.protocol:
+        return None
+    return Path(strip_protocol(path))  # a URL's scheme dropped: Path("file:///x") would be ./file:/x
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """``TorchCheckpointIO`` whose local saves are atomic (temp file in the same dir + os.replace)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
-        if storage_options is not None or not _is_local_file_protocol(path):
+        local = local_file(path)
+        if storage_options is not None or local is None:
             return super().save_checkpoint(checkpoint, path, storage_options)
-        atomic_torch_save(checkpoint, path)
+        atomic_torch_save(checkpoint, local)
