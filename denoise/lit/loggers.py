@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lightning.fabric.loggers.csv_logs import _ExperimentWriter
+from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
@@ -17,11 +17,21 @@ log = logging.getLogger(__name__)
 
 
 class _AppendingWriter(ExperimentWriter):
-    """Keeps an existing metrics.csv and appends to it: a resumed run continues its curves."""
+    """Keeps an existing metrics.csv and appends to it: a resumed run continues its curves.
+
+    Lightning has no public switch for this (its writer deletes metrics.csv when it starts), so
+    this class and :class:`ResumableCSVLogger` are the one place that leans on Lightning's
+    internals, each pinned by tests/test_lightning_adapters.py: ``ExperimentWriter.__init__``
+    calls the hook ``_check_log_dir_exists()`` (the deletion) before writing anything, ``save()``
+    appends rows under the columns in ``metrics_keys`` (rewriting the header when a column is
+    new), and ``CSVLogger`` keeps its writer in ``_experiment``. The hook here reads the existing
+    header instead of deleting the file, so the appended rows line up with it.
+    """
 
     def _check_log_dir_exists(self) -> None:
-        if self._fs.isfile(self.metrics_file_path):
-            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+        fs = get_filesystem(self.metrics_file_path)
+        if fs.isfile(self.metrics_file_path):
+            with fs.open(self.metrics_file_path, "r", newline="") as file:
                 header = file.readline().strip()
             self.metrics_keys = sorted(key for key in header.split(",") if key)
 
@@ -31,9 +41,8 @@ class ResumableCSVLogger(CSVLogger):
 
     @property
     @rank_zero_experiment
-    def experiment(self) -> _ExperimentWriter:
-        if self._experiment is None:
-            self._fs.makedirs(self.root_dir, exist_ok=True)
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:  # the writer makes its own directory
             self._experiment = _AppendingWriter(log_dir=self.log_dir)
         return self._experiment
 
