@@ -124,35 +124,10 @@ def validation_blocks(
     return PairedImageDataset(noisy.chw(), clean.chw(), noisy.names, noisy.indices)
 
 
-class SIDDValidationDataModule(EvaluationDataModule):
-    """``data=sidd_val``: the SIDD validation blocks, noisy and ground truth, for evaluation."""
+class SIDDBlocksDataModule(EvaluationDataModule):
+    """The settings both SIDD block sets share: where the files are and how many blocks to read."""
 
-    @checked("data.")
-    def __init__(
-        self,
-        root: str | None = None,
-        blocks: Annotated[int | None, optional(integer(0))] = None,  # null: all
-        noisy_file: str | None = None,
-        gt_file: str | None = None,
-        num_workers: int = 0,
-        **training_keys,
-    ):
-        super().__init__(num_workers, **training_keys)
-        self.root, self.blocks, self.noisy_file, self.gt_file = root, blocks, noisy_file, gt_file
-        if root is None and noisy_file is None:
-            raise ConfigError(
-                f"data.root is not set: pass data.root=/path/to/SIDD holding {VAL_NOISY}.mat and {VAL_GT}.mat "
-                f"(SIDD: {SIDD_URL})"
-            )
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.test_set is None:
-            self.test_set = validation_blocks(self.root, self.blocks, self.noisy_file, self.gt_file)
-            self.in_channels = 3
-
-
-class SIDDBenchmarkDataModule(EvaluationDataModule):
-    """``data=sidd_bench``: the SIDD benchmark blocks (no ground truth), for writing a submission."""
+    FILES = ""  # the files data.root must hold, for the error line when neither place is given
 
     @checked("data.")
     def __init__(
@@ -167,8 +142,29 @@ class SIDDBenchmarkDataModule(EvaluationDataModule):
         self.root, self.blocks, self.noisy_file = root, blocks, noisy_file
         if root is None and noisy_file is None:
             raise ConfigError(
-                f"data.root is not set: pass data.root=/path/to/SIDD holding {BENCH_NOISY}.mat (SIDD: {SIDD_URL})"
+                f"data.root is not set: pass data.root=/path/to/SIDD holding {self.FILES} (SIDD: {SIDD_URL})"
             )
+
+
+class SIDDValidationDataModule(SIDDBlocksDataModule):
+    """``data=sidd_val``: the SIDD validation blocks, noisy and ground truth, for evaluation."""
+
+    FILES = f"{VAL_NOISY}.mat and {VAL_GT}.mat"
+
+    def __init__(self, *, gt_file: str | None = None, **settings):  # the others: SIDDBlocksDataModule's
+        super().__init__(**settings)
+        self.gt_file = gt_file
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.test_set is None:
+            self.test_set = validation_blocks(self.root, self.blocks, self.noisy_file, self.gt_file)
+            self.in_channels = 3
+
+
+class SIDDBenchmarkDataModule(SIDDBlocksDataModule):
+    """``data=sidd_bench``: the SIDD benchmark blocks (no ground truth), for writing a submission."""
+
+    FILES = f"{BENCH_NOISY}.mat"
 
     def setup(self, stage: str | None = None) -> None:
         if self.test_set is not None:
