@@ -66,13 +66,14 @@ class DemoDataModule(TrainingDataModule):
         noise: Callable | None = None,
         train_images: Sequence[str] = ("astronaut", "coffee", "rocket", "immunohistochemistry"),
         val_images: Sequence[str] = ("chelsea", "motorcycle"),
-        val_size: Annotated[int, integer(1)] = 256,
-        crop_size: int = 64,
+        val_size: Annotated[int, integer(1)] = 256,  # centre crop of the validation photos
+        crop_size: int = 64,  # a multiple of model.train_pd.factor (PD 2 -> 32x32 network inputs)
         batch_size: int = 8,
-        epoch_length: int = 800,
-        augment: bool = True,
+        epoch_length: int = 800,  # crops per epoch; training length is trainer.max_steps
+        augment: bool = True,  # flips/rotations
         num_workers: int = 0,
-        seed: int = 0,
+        seed: int = 0,  # seeds the fixed noise of every photo
+        # Enlarge the photos first, so that their detail per pixel is that of a camera image.
         upscale: Annotated[int, integer(1)] = 2,
     ):
         super().__init__(noise, crop_size, batch_size, num_workers, epoch_length, augment, seed)

@@ -88,17 +88,18 @@ class FolderDataModule(TrainingDataModule):
         noise: Callable | None = None,
         noisy_dir: str | None = None,
         clean_dir: str | None = None,
+        # The last 10% of the sorted names validate (only with clean references)...
         val_fraction: Annotated[float, fraction(high_open=True)] = 0.1,
-        val_files: Sequence[str] | None = None,
-        train_on_val: bool = False,
-        crop_size: int = 128,
+        val_files: Sequence[str] | None = None,  # ...or these names: [a.png, b.png]
+        train_on_val: bool = False,  # also train on the validation images (self-supervised "dagger" setting)
+        crop_size: int = 128,  # a multiple of model.train_pd.factor
         batch_size: int = 8,
         num_workers: int = 2,
-        epoch_length: int = 800,
-        augment: bool = True,
-        crops_per_image: Annotated[int, integer(1)] = 1,
-        skip_bad: bool = False,
-        seed: int = 0,
+        epoch_length: int = 800,  # crops per epoch; training length is trainer.max_steps
+        augment: bool = True,  # flips/rotations
+        crops_per_image: Annotated[int, integer(1)] = 1,  # crops cut from each decoded image before reading another
+        skip_bad: bool = False,  # skip unreadable / too small images with a warning instead of stopping
+        seed: int = 0,  # seeds the fixed validation noise (clean-only folders)
     ):
         super().__init__(noise, crop_size, batch_size, num_workers, epoch_length, augment, seed)
         if noisy_dir is None and clean_dir is None:

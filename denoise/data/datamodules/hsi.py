@@ -97,30 +97,35 @@ class HSIDataModule(TrainingDataModule):
     def __init__(
         self,
         noise: Callable | None = None,
+        # Training cubes: a list of paths and/or globs, e.g. [icvl/train/*.mat].
         files: str | Sequence[str] | None = None,
-        val_files: str | Sequence[str] | None = None,
-        test_files: str | Sequence[str] | None = None,
-        reference_files: str | Sequence[str] | None = None,
-        bands: Annotated[int, integer(1)] = 31,
-        band_range: Sequence[int] | None = None,
+        val_files: str | Sequence[str] | None = None,  # validation cubes; None: hold out a part of each training cube
+        test_files: str | Sequence[str] | None = None,  # test cubes; None: the validation set
+        reference_files: str | Sequence[str] | None = None,  # clean references of real-noise cubes, same names
+        bands: Annotated[int, integer(1)] = 31,  # after band_range (ICVL/CAVE 31, Jasper Ridge 198, DC Mall 191)
+        band_range: Sequence[int] | None = None,  # [start, stop): use a contiguous subset of the bands
+        # The .mat variable; None: rad (ICVL), gt (QRNN3D tests), data, Y, ... or the only array.
         key: str | None = None,
-        noisy_key: str | None = None,
-        layout: str = "auto",
+        noisy_key: str | None = None,  # read the noisy cube from this variable (QRNN3D tests: input), add no noise
+        layout: str = "auto",  # auto | hwc (bands last) | chw (bands first)
+        # minmax (global, ICVL) | band_minmax | quantile (per band, DC Mall) | scale | none
         normalize: Annotated[str, one_of(*NORMALIZATIONS)] = "minmax",
-        quantiles: Sequence[float] = (0.02, 0.98),
-        scale: float | None = None,
+        quantiles: Sequence[float] = (0.02, 0.98),  # normalize=quantile: each band is stretched between these
+        scale: float | None = None,  # normalize=scale: the value of white (Jasper Ridge: 5000)
+        # Without val_files: the last 20% of each cube's width (or height) validate, never train.
         holdout: Annotated[float, fraction(high_open=True)] = 0.2,
         holdout_axis: Annotated[str, one_of(*AXES)] = "width",
+        # Centre crop of the validation/test cubes (ICVL protocol: 512).
         val_crop: Annotated[int | None, optional(integer(1))] = None,
-        crop_size: int = 64,
+        crop_size: int = 64,  # training patches (ICVL: 64); a multiple of model.train_pd.factor
         batch_size: int = 8,
         num_workers: int = 0,
-        epoch_length: int = 800,
-        augment: bool = False,
-        crops_per_image: Annotated[int, integer(1)] = 1,
-        lazy: bool = False,
-        skip_bad: bool = False,
-        seed: int = 0,
+        epoch_length: int = 800,  # crops per epoch; training length is trainer.max_steps
+        augment: bool = False,  # flips/rotations
+        crops_per_image: Annotated[int, integer(1)] = 1,  # crops cut from each cube before reading another
+        lazy: bool = False,  # re-read cubes per crop instead of holding them (many large cubes)
+        skip_bad: bool = False,  # skip unreadable / too small cubes with a warning
+        seed: int = 0,  # seeds the fixed validation/test noise
     ):
         super().__init__(noise, crop_size, batch_size, num_workers, epoch_length, augment, seed)
         if files is None:

@@ -79,19 +79,19 @@ class SIDDDataModule(TrainingDataModule):
     @checked("data.")
     def __init__(
         self,
-        noise: Callable | None = None,
+        noise: Callable | None = None,  # SIDD noise is real: noise=none
         root: str | None = None,
-        crop_size: int = 640,
+        crop_size: int = 640,  # a multiple of model.train_pd.factor (TBSN: 640 = 5 x 128)
         batch_size: int = 4,
         num_workers: int = 4,
-        epoch_length: int = 4000,
-        augment: bool = False,
-        val_blocks: Annotated[int | None, optional(integer(0))] = None,  # null: all blocks
-        val_dir: str | None = None,
-        patch_dir: str | None = None,
-        use_patches: str | bool = "auto",
-        crops_per_image: Annotated[int, integer(1)] = 1,
-        skip_bad: bool = False,
+        epoch_length: int = 4000,  # crops per epoch; training length is trainer.max_steps
+        augment: bool = False,  # flips/rotations; off in the TBSN recipe
+        val_blocks: Annotated[int | None, optional(integer(0))] = None,  # the first N blocks only; null: all 1280
+        val_dir: str | None = None,  # where the validation .mat files are, when not under root
+        patch_dir: str | None = None,  # patch cache; None: SIDD_Medium_Srgb/Patches_<size>_o<overlap> if there
+        use_patches: str | bool = "auto",  # auto: when complete and big enough | always | never
+        crops_per_image: Annotated[int, integer(1)] = 1,  # crops cut from each decoded image before reading another
+        skip_bad: bool = False,  # skip unreadable images with a warning instead of stopping
         seed: int = 0,
     ):
         super().__init__(noise, crop_size, batch_size, num_workers, epoch_length, augment, seed)
