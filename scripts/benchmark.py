@@ -48,11 +48,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from benchmark_common import apply_process_settings, device_of
 from torch.utils import flop_counter
-
-from denoise.cli.allocator import keep_freed_memory
-from denoise.cli.device import choose_device
-from denoise.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs" / "model" / "net"
@@ -303,9 +300,7 @@ def _status_mb(key: str) -> float:
 
 
 def _peak_memory_child(text: str, args: argparse.Namespace, measure: str, queue) -> None:
-    set_allocator(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_process_settings(args)
     runner = Runner(Config.parse(text), args, torch.device("cpu"))
     runner.prepare(measure)
     # Restart the peak-RSS counter so that the transient memory of building the model (Hydra,
@@ -314,12 +309,6 @@ def _peak_memory_child(text: str, args: argparse.Namespace, measure: str, queue)
     before = _status_mb("VmRSS")
     runner.run(measure)
     queue.put((_status_mb("VmHWM"), before))
-
-
-def set_allocator(args: argparse.Namespace) -> None:
-    """As the entry points do (train.py, eval.py, predict.py), unless ``--default-allocator``."""
-    if not args.default_allocator:
-        keep_freed_memory()
 
 
 def cpu_peak_memory(text: str, args: argparse.Namespace, measure: str) -> tuple[float, float]:
@@ -418,18 +407,13 @@ def main() -> None:
         help="keep glibc's malloc thresholds (the entry points raise them: denoise/cli/allocator.py)",
     )
     args = parser.parse_args()
-    set_allocator(args)
+    apply_process_settings(args)
 
     measures = [m.strip() for m in args.measure.split(",") if m.strip()]
     unknown = sorted(set(measures) - set(MEASURES))
     if unknown:
         raise SystemExit(f"error: --measure: unknown {unknown}, expected some of {', '.join(MEASURES)}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        device = choose_device(args.device)
-    except ConfigError as error:
-        raise SystemExit(f"error: --{error}") from None
+    device = device_of(args)
     texts = args.compare or [args.config]
     configs = [Config.parse(text) for text in texts]
     runners = [Runner(config, args, device) for config in configs]

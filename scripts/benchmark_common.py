@@ -1,5 +1,7 @@
-"""What the quality benchmarks (benchmark_quality.py, benchmark_hsi.py) share: the machine they ran
-on, its load, side-by-side panels, and running a training entry point as a logged subprocess."""
+"""What the benchmarks share. The quality benchmarks (benchmark_quality.py, benchmark_hsi.py): the
+machine they ran on, its load, side-by-side panels, and running a training entry point as a logged
+subprocess. The timing benchmarks (benchmark.py, benchmark_inference.py): the process settings and
+the device their command lines choose."""
 
 from __future__ import annotations
 
@@ -79,3 +81,29 @@ def run_logged(command: list[str], threads: int, log: Path, timeout: float | Non
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
         raise SystemExit(f"error: {what} failed (exit {done.returncode}): {tail[0]} (log: {log})")
     return seconds
+
+
+# The timing benchmarks' helpers import torch and the package when called, so that the quality
+# benchmarks, which only launch the entry points, import neither.
+def apply_process_settings(args) -> None:
+    """``--default-allocator`` and ``--threads``: glibc's malloc thresholds raised as the entry points
+    raise them (denoise/cli/allocator.py) unless asked not to, and torch's CPU threads."""
+    import torch
+
+    from denoise.cli.allocator import keep_freed_memory
+
+    if not args.default_allocator:
+        keep_freed_memory()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+
+def device_of(args):
+    """The torch device ``--device`` names; a device that is not there ends the run in one line."""
+    from denoise.cli.device import choose_device
+    from denoise.errors import ConfigError
+
+    try:
+        return choose_device(args.device)
+    except ConfigError as error:
+        raise SystemExit(f"error: --{error}") from None

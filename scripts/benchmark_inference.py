@@ -31,13 +31,11 @@ import time
 from pathlib import Path
 
 import torch
+from benchmark_common import apply_process_settings, device_of
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from denoise.cli.allocator import keep_freed_memory
-from denoise.cli.device import choose_device
-from denoise.errors import ConfigError
 from denoise.ops.inference import (
     InferenceSettings,
     NetworkPass,
@@ -152,15 +150,8 @@ def main() -> None:
         help="keep glibc's malloc thresholds (predict.py raises them: denoise/cli/allocator.py)",
     )
     args = parser.parse_args()
-    if not args.default_allocator:
-        keep_freed_memory()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    try:
-        device = choose_device(args.device)
-    except ConfigError as error:
-        raise SystemExit(f"error: --{error}") from None
+    apply_process_settings(args)
+    device = device_of(args)
     net = build(args.net, device)
     student = args.net == STUDENT
     restore = student and photos_recipe()[1]
