@@ -11,7 +11,10 @@ serves the check before any work (:mod:`denoise.cli.config_rules` walks the comp
 asks each ``_target_`` for its rules) and the constructor's own check (:func:`checked`), so a bad
 value gives the same one line, ``data.crop_size=0: expected an integer >= 1``, whichever meets it
 first. ``Annotated[dict | None, SomeSettings]`` says that a parameter is a block of settings that
-``SomeSettings`` reads: the walk checks the block with that class's rules.
+``SomeSettings`` reads: the walk checks the block with that class's rules. A constructor that hands
+its keyword options on to a dataclass says so with ``**options: Annotated[Any, SomeOptions]``: the
+fields of ``SomeOptions``, with their rules, are then the constructor's settings, so a network whose
+settings are one dataclass writes each rule once, on the field.
 """
 
 from __future__ import annotations
@@ -49,6 +52,15 @@ def integer(minimum: int, maximum: int | None = None) -> Rule:
     if maximum is None:
         return Rule(f"an integer >= {minimum}", lambda v: _is_int(v) and v >= minimum)
     return Rule(f"an integer in [{minimum}, {maximum}]", lambda v: _is_int(v) and minimum <= v <= maximum)
+
+
+def even_integer(minimum: int) -> Rule:
+    return Rule(f"an even integer >= {minimum}", lambda v: _is_int(v) and v >= minimum and v % 2 == 0)
+
+
+def odd_integer(minimum: int) -> Rule:
+    """A kernel size that has a centre pixel."""
+    return Rule(f"an odd integer >= {minimum}", lambda v: _is_int(v) and v >= minimum and v % 2 == 1)
 
 
 def exactly(value: int) -> Rule:
@@ -107,6 +119,27 @@ def _annotated_metadata(function_or_class: Any) -> dict[str, tuple]:
 
 
 @functools.cache
+def keyword_options(function: Callable) -> tuple[str, type] | None:
+    """(the name of ``**options``, the dataclass that reads them) when ``function`` says so."""
+    keywords = [p.name for p in inspect.signature(function).parameters.values() if p.kind is p.VAR_KEYWORD]
+    # Only an annotation that says so is evaluated (see annotations_of).
+    if not keywords or "Annotated" not in str(getattr(function, "__annotations__", {}).get(keywords[0], "")):
+        return None
+    options = [kind for kind in _annotated_metadata(function)[keywords[0]] if dataclasses.is_dataclass(kind)]
+    return (keywords[0], options[0]) if options else None
+
+
+def _parameter_metadata(function: Callable) -> dict[str, tuple]:
+    """A function's annotated parameters, its ``**options`` replaced by the fields of their dataclass."""
+    found = _annotated_metadata(function)
+    options = keyword_options(function)
+    if options is not None:
+        del found[options[0]]
+        found.update(annotations_of(options[1]))
+    return found
+
+
+@functools.cache
 def annotations_of(owner: Any) -> dict[str, tuple]:
     """The ``Annotated`` metadata of ``owner``'s settings: a dataclass's fields, a class's constructor
     parameters along its bases (a subclass that passes a parameter on to its base keeps the base's
@@ -114,14 +147,14 @@ def annotations_of(owner: Any) -> dict[str, tuple]:
     if dataclasses.is_dataclass(owner):
         return _annotated_metadata(owner)
     if not isinstance(owner, type):
-        return _annotated_metadata(owner)
+        return _parameter_metadata(owner)
     found: dict[str, tuple] = {}
     for cls in reversed(owner.__mro__):
         # Only constructors that write rules are read: others (Lightning's, torch's) may have
         # annotations that do not evaluate outside their own type checking.
         annotations = getattr(vars(cls).get("__init__"), "__annotations__", {})
         if any("Annotated" in str(annotation) for annotation in annotations.values()):
-            found.update(_annotated_metadata(cls.__init__))
+            found.update(_parameter_metadata(cls.__init__))
     return found
 
 
@@ -141,7 +174,9 @@ def setting_names(owner: Any) -> set[str]:
     if dataclasses.is_dataclass(owner):
         return {f.name for f in dataclasses.fields(owner)}
     function = owner.__init__ if isinstance(owner, type) else owner
-    return set(inspect.signature(function).parameters) - {"self"}
+    names = set(inspect.signature(function).parameters) - {"self"}
+    options = keyword_options(function)
+    return names if options is None else names - {options[0]} | setting_names(options[1])
 
 
 def problems(rules: Mapping[str, Rule], values: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -171,7 +206,10 @@ def checked(prefix: str | Callable[[Any], str]):
 
         @functools.wraps(init)
         def run(self, *args, **kwargs):
-            bound = signature.bind(self, *args, **kwargs).arguments
+            bound = dict(signature.bind(self, *args, **kwargs).arguments)
+            options = keyword_options(init)
+            if options is not None:  # the keyword options are checked as the fields they are
+                bound.update(bound.pop(options[0], {}))
             before = prefix(self) if callable(prefix) else prefix
             raise_problems(problems(rules_of(init), bound, before))
             init(self, *args, **kwargs)
