@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from denoise.errors import ConfigError
 from denoise.nets import TBSN
 from denoise.nn import (
     BLOCK_FORMS,
@@ -96,18 +97,18 @@ def test_mdaf_strips_run_as_two_convs_equal_to_the_six_separate_ones():
 
 @pytest.mark.parametrize("name", PHASE_ONLY)
 def test_phase_only_block_refuses_the_literal_form_by_name(name):
-    with pytest.raises(ValueError, match=f"'{name}'.*literal"):
+    with pytest.raises(ConfigError, match=f"'{name}'.*literal"):
         build_block(name, BlockSpec(dim=12, head_dim=4, form="literal"))
 
 
 @pytest.mark.parametrize("layout", [["bra", "ffn"], ["mdta", "gdfn"], ["cafm", "msfn"]])
 def test_tbsn_literal_form_refuses_phase_only_blocks_by_name(layout):
-    with pytest.raises(ValueError, match=f"'{layout[0]}'"):
+    with pytest.raises(ConfigError, match=f"'{layout[0]}'"):
         TBSN(dim=12, num_blocks=(1, 1, 1), num_refinement_blocks=1, block_layout=layout, form="literal")
 
 
 def test_tbsn_literal_form_refuses_mdaf_skips():
-    with pytest.raises(ValueError, match="mdaf"):
+    with pytest.raises(ConfigError, match="mdaf"):
         TBSN(dim=8, num_blocks=(1, 1, 1), num_refinement_blocks=1, form="literal", skip_fusion="mdaf")
 
 
@@ -169,17 +170,17 @@ def test_bra_topk_larger_than_the_region_count_is_clamped():
 
 
 def test_bad_configuration_is_refused_with_a_clear_message():
-    with pytest.raises(KeyError, match="unknown block 'nope'"):
+    with pytest.raises(ConfigError, match="unknown block 'nope'; expected one of .*gcsa"):
         build_block("nope", TINY)
-    with pytest.raises(ValueError, match="head_dim"):
+    with pytest.raises(ConfigError, match="head_dim"):
         build_block("msda", BlockSpec(dim=10, head_dim=4))
-    with pytest.raises(ValueError, match="multiple of the number of dilation"):
+    with pytest.raises(ConfigError, match="multiple of the number of dilation"):
         build_block("msda", BlockSpec(dim=8, head_dim=4))
-    with pytest.raises(ValueError, match="regions and topk"):
+    with pytest.raises(ConfigError, match="regions=0: expected an integer >= 1"):
         build_block("bra", BlockSpec(dim=8, head_dim=4, regions=0))
-    with pytest.raises(ValueError, match="block_options: unknown keys"):
+    with pytest.raises(ConfigError, match=r"block_options=\{'n_win': 4\}: expected null or a mapping"):
         TBSN(dim=8, block_options={"n_win": 4})
-    with pytest.raises(ValueError, match="block_layout"):
+    with pytest.raises(ConfigError, match="block_layout"):
         TBSN(dim=8, block_layout=[["gcsa"], ["ffn"]])
-    with pytest.raises(ValueError, match="skip_fusion"):
+    with pytest.raises(ConfigError, match="skip_fusion"):
         TBSN(dim=8, skip_fusion="add")

@@ -6,6 +6,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 
+from denoise.errors import ConfigError
 from denoise.nets import DBSN, TBSN, Network
 from denoise.nn import CentreMaskedConv2d
 from tests.conftest import CONFIGS, compose_net
@@ -86,7 +87,7 @@ def test_kernels_is_a_config_key():
 
 
 def test_unknown_form_is_rejected():
-    with pytest.raises(ValueError, match="form must be one of"):
+    with pytest.raises(ConfigError, match=r"^TBSN: form='fast': expected one of phase, literal$"):
         TBSN(form="fast", **SMALL_TBSN)
 
 

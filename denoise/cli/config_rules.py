@@ -4,16 +4,17 @@ A bad value stops the run with one line naming the key, the value and what is al
 are read or a model is built: a value the config accepts but the code cannot use (``factor=0``
 divides by zero, a negative learning rate is refused deep inside the optimiser) never surfaces as a
 traceback. The check walks the composed config: each node with a ``_target_`` is checked by the
-rules its class writes on its own parameters (:mod:`denoise.rules`), each block of settings by the
-class that reads it (``InferenceSettings``, ``ScheduleSettings``, ...). No rule is keyed by a config
-path: the path in the error line is where the node sits, so a recipe that moves a network or renames
-a data set keeps every check.
+rules its class writes on its own parameters, or on the fields of the dataclass its keyword options
+go to (``TBSNOptions``; :mod:`denoise.rules`), each block of settings by the class that reads it
+(``InferenceSettings``, ``ScheduleSettings``, ...). No rule is keyed by a config path: the path in
+the error line is where the node sits, so a recipe that moves a network or renames a data set keeps
+every check.
 
-Classes that carry no rules in their own code (Lightning's ``Trainer``, torch's optimisers, and a
-few of this project's) get them from a dataclass here, :data:`EXTERNAL`; importing this module
-fails if such a dataclass names a parameter its class no longer takes, so these rules cannot
-detach silently either. The keys the entry points read themselves (``seed``, eval.py's ``limit``)
-are the fields of :class:`TrainEntry`, :class:`EvalEntry` and :class:`PredictEntry`.
+Third-party classes, which carry no rules in their own code (Lightning's ``Trainer``, torch's
+optimisers), get them from a dataclass here, :data:`EXTERNAL`; importing this module fails if such
+a dataclass names a parameter its class no longer takes, so these rules cannot detach silently
+either. The keys the entry points read themselves (``seed``, eval.py's ``limit``) are the fields of
+:class:`TrainEntry`, :class:`EvalEntry` and :class:`PredictEntry`.
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ import denoise.cli.config_store  # noqa: F401  (the nodes the checked configs ar
 from denoise.data.submission import SUBMISSIONS
 from denoise.lit.base import OptimizerArguments
 from denoise.metrics.scoring import SCORING_PROTOCOLS
-from denoise.nets.hcanet import BlindSpotHCANet, HCANet, HCANetOptions
-from denoise.nets.tbsn import TBSN, TBSNOptions
 from denoise.ops.settings import InferenceSettings
 from denoise.rules import (
     SEED,
@@ -43,11 +42,9 @@ from denoise.rules import (
     exactly,
     fraction,
     integer,
-    list_of,
     non_negative_number,
     one_of,
     optional,
-    positive_number,
     raise_problems,
     rules_of,
     setting_names,
@@ -92,41 +89,13 @@ class EMAArguments:
     update_starting_at_step: Annotated[int | None, optional(integer(0))]
 
 
-@dataclass(frozen=True)
-class TransformerUNetFields:
-    """The sizes TBSN and HCANet share: both are U-Nets of three levels (level 1, level 2, latent),
-    and each list holds one value per level."""
-
-    dim: Annotated[int, integer(1)]
-    num_blocks: Annotated[list, list_of(integer(1), length=3)]
-    num_refinement_blocks: Annotated[int, integer(0)]
-    ffn_expansion: Annotated[float, positive_number()]
-
-
-@dataclass(frozen=True)
-class TBSNFields(TransformerUNetFields):
-    channel_heads: Annotated[list, list_of(integer(1), length=3)]
-    window_heads: Annotated[list, list_of(integer(1), length=3)]
-    head_dim: Annotated[int, integer(1)]
-    window: Annotated[int, integer(1)]
-    overlap: Annotated[float, fraction(high_open=True)]
-
-
-@dataclass(frozen=True)
-class HCANetFields(TransformerUNetFields):
-    heads: Annotated[list, list_of(integer(1), length=3)]
-
-
-# class -> (the dataclass of its rules, the class whose parameters or fields those rules check).
-# Rules that belong in the class's own code are here only while that code is not annotated.
+# class -> (the dataclass of its rules, the class whose parameters or fields those rules check):
+# third-party classes only, whose code cannot carry this project's rules.
 EXTERNAL: dict[type, tuple[type, type]] = {
     Trainer: (TrainerArguments, Trainer),
     EMAWeightAveraging: (EMAArguments, EMAWeightAveraging),
     # Any torch optimiser: the arguments they share, named as AdamW (the default) names them.
     torch.optim.Optimizer: (OptimizerArguments, torch.optim.AdamW),
-    TBSN: (TBSNFields, TBSNOptions),
-    HCANet: (HCANetFields, HCANetOptions),
-    BlindSpotHCANet: (HCANetFields, HCANetOptions),
 }
 
 

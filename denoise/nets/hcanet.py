@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
@@ -32,11 +32,12 @@ from torch import nn
 
 from denoise.nets.base import Network
 from denoise.nets.blind_spot import BlindSpotBranch
-from denoise.nets.unet_frame import UNetFrame
+from denoise.nets.unet_frame import PER_LEVEL, WIDTH, UNetFrame, heads_per_level
 from denoise.nn.fast_layers import PointwiseConv2d
 from denoise.nn.kernels import pick, resolve_kernels
 from denoise.nn.registry import BlockSpec
 from denoise.nn.transformer import transformer_stage
+from denoise.rules import check_fields, integer, list_of, positive_number, problems, raise_problems
 
 HCANET_BLOCKS = ("cafm", "msfn")
 PHASE_STRIDE = 2  # a 3x3 masked conv, as TBSN; reflect padding is blind-safe only for stride 2
@@ -46,18 +47,23 @@ PHASE_STRIDE = 2  # a 3x3 masked conv, as TBSN; reflect padding is blind-safe on
 class HCANetOptions:
     """The U-Net's settings, shared by both networks; the defaults are the paper's.
 
-    ``kernels`` (``denoise.nn.kernels``): ``fast`` (the default of both networks) or ``reference``.
+    Each field carries its rule (:mod:`denoise.rules`), read by the config check before any work
+    and checked again when the options are built. ``kernels`` (``denoise.nn.kernels``): ``fast``
+    (the default of both networks) or ``reference``.
     """
 
-    dim: int = 48
-    num_blocks: Sequence[int] = (2, 3, 3)
-    num_refinement_blocks: int = 1
-    heads: Sequence[int] = (1, 2, 4)
-    ffn_expansion: float = 2.66
-    dilations: Sequence[int] = (1, 2, 3)
-    kernels: str = "fast"
+    dim: Annotated[int, WIDTH] = 48
+    num_blocks: Annotated[Sequence[int], PER_LEVEL] = (2, 3, 3)
+    num_refinement_blocks: Annotated[int, integer(0)] = 1
+    heads: Annotated[Sequence[int], PER_LEVEL] = (1, 2, 4)
+    ffn_expansion: Annotated[float, positive_number()] = 2.66
+    dilations: Annotated[Sequence[int], list_of(integer(1), non_empty=True)] = (1, 2, 3)
+    kernels: str = "fast"  # checked as it is resolved
 
     def __post_init__(self):
+        check_fields(self, "HCANet: ")
+        # CAFM's channel attention splits each level's channels into its heads.
+        raise_problems(problems({"heads": heads_per_level(self.dim)}, vars(self), "HCANet: "))
         self.num_blocks, self.heads, self.dilations = tuple(self.num_blocks), tuple(self.heads), tuple(self.dilations)
         self.kernels = resolve_kernels(self.kernels, "phase", "HCANet")
 
@@ -109,7 +115,7 @@ class HCANet(Network):
     ``options``: the fields of :class:`HCANetOptions`.
     """
 
-    def __init__(self, in_channels: int = 31, **options: Any):
+    def __init__(self, in_channels: int = 31, **options: Annotated[Any, HCANetOptions]):
         settings = HCANetOptions(**options)
         super().__init__(in_channels, HCANetBody.size_multiple)
         self.embed = nn.Conv2d(in_channels, settings.dim, 3, padding=1, bias=False)
@@ -128,7 +134,7 @@ class BlindSpotHCANet(Network):
 
     blindness = "pixel"
 
-    def __init__(self, in_channels: int = 3, **options: Any):
+    def __init__(self, in_channels: int = 3, **options: Annotated[Any, HCANetOptions]):
         settings = HCANetOptions(**options)
         super().__init__(in_channels, PHASE_STRIDE * HCANetBody.size_multiple)
         body = HCANetBody(settings)

@@ -20,72 +20,80 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import nn
 
+from denoise.errors import ConfigError
 from denoise.nets.base import Network
 from denoise.nets.blind_spot import BlindSpotBranch
-from denoise.nets.unet_frame import UNetFrame
+from denoise.nets.unet_frame import LEVELS, PER_LEVEL, WIDTH, UNetFrame, heads_per_level
+from denoise.nn.channel_attention import GRAM_MODES
 from denoise.nn.dual_representation_fusion import DualRepresentationFusion, FastDualRepresentationFusion
 from denoise.nn.fast_layers import PointwiseConv2d, channels_last
-from denoise.nn.forms import check_form
+from denoise.nn.forms import FORMS
 from denoise.nn.kernels import pick, resolve_kernels
-from denoise.nn.registry import BlockSpec
+from denoise.nn.registry import BLOCKS, BlockSpec, is_block
 from denoise.nn.transformer import TBSN_BLOCKS, transformer_stage
 from denoise.ops.phase import phase_pixel_shuffle, phase_pixel_unshuffle
+from denoise.rules import (
+    Rule,
+    check_fields,
+    fraction,
+    integer,
+    list_of,
+    one_of,
+    optional,
+    positive_number,
+    problems,
+    raise_problems,
+)
 
 PHASE_STRIDE = 2
 SKIP_FUSIONS = ("concat", "mdaf")
-LEVELS = ("level 1", "level 2", "latent")
 # BlockSpec fields set by TBSN's own options; block_options may set any other field.
 _SPEC_ARGUMENTS = {
     "dim", "form", "phase_stride", "channel_heads", "window_heads", "head_dim", "window", "overlap",
     "ffn_expansion", "gram", "kernels",
 }
+BLOCK_OPTIONS = tuple(sorted({f.name for f in fields(BlockSpec)} - _SPEC_ARGUMENTS))
+
+_BLOCK_NAMES = list_of(Rule("a block name", is_block), non_empty=True)
+# One list of block names for all levels ([gcsa, ffn]) or one per level ([[...], [...], [...]]).
+BLOCK_LAYOUT = Rule(
+    f"a non-empty list of block names ({', '.join(sorted(BLOCKS))}), or {len(LEVELS)} such lists "
+    f"({', '.join(LEVELS)})",
+    lambda v: _BLOCK_NAMES.accepts(v) or list_of(_BLOCK_NAMES, length=len(LEVELS)).accepts(v),
+)
+BLOCK_SETTINGS = optional(Rule(
+    f"a mapping of block settings among {', '.join(BLOCK_OPTIONS)} (the others are TBSN options of their own)",
+    lambda v: isinstance(v, Mapping) and set(v) <= set(BLOCK_OPTIONS),
+))
 
 
 def blocks_per_level(block_layout: Sequence[str] | Sequence[Sequence[str]]) -> tuple[tuple[str, ...], ...]:
-    """One list of block names for all levels (``[gcsa, ffn]``) or one per level (``[[...], [...], [...]]``).
-
-    Returns the block names of level 1 (encoder1, decoder1, refinement), level 2 (encoder2,
-    decoder2) and the latent level.
-    """
-    items = list(block_layout)
-    if items and all(isinstance(item, str) for item in items):
-        return (tuple(items),) * len(LEVELS)
-    if not items or any(isinstance(item, str) for item in items) or len(items) != len(LEVELS):
-        raise ValueError(
-            f"block_layout must be a non-empty list of block names (all levels) or {len(LEVELS)} such lists "
-            f"({', '.join(LEVELS)}); got {block_layout!r}"
-        )
-    levels = tuple(tuple(level) for level in items)
-    for name, blocks in zip(LEVELS, levels):
-        if not blocks or not all(isinstance(block, str) for block in blocks):
-            raise ValueError(f"block_layout for {name} must be a non-empty list of block names, got {blocks!r}")
-    return levels
+    """The block names of level 1 (encoder1, decoder1, refinement), level 2 (encoder2, decoder2)
+    and the latent level, from a layout that :data:`BLOCK_LAYOUT` accepts."""
+    if all(isinstance(item, str) for item in block_layout):
+        return (tuple(block_layout),) * len(LEVELS)
+    return tuple(tuple(level) for level in block_layout)
 
 
 def spec_options(block_options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Validated extra ``BlockSpec`` fields; lists (from YAML) become tuples."""
-    options = dict(block_options or {})
-    allowed = {f.name for f in fields(BlockSpec)} - _SPEC_ARGUMENTS
-    unknown = set(options) - allowed
-    if unknown:
-        raise ValueError(
-            f"block_options: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)} "
-            f"(the others are TBSN options of their own)"
-        )
+    """The extra ``BlockSpec`` fields; lists (from YAML) become tuples."""
     return {
         key: tuple(value) if isinstance(value, Sequence) and not isinstance(value, str) else value
-        for key, value in options.items()
+        for key, value in (block_options or {}).items()
     }
 
 
 @dataclass
 class TBSNOptions:
     """Everything about TBSN but its channel count; the defaults are the paper's configuration.
+
+    Each field carries its rule (:mod:`denoise.rules`): the config check before any work reads
+    them from here, and building the options checks them again, naming TBSN.
 
     ``block_layout`` names the sub-blocks of every transformer block, for all levels at once or
     per level (kept as one tuple per level); ``block_options`` sets the remaining ``BlockSpec``
@@ -96,30 +104,30 @@ class TBSNOptions:
     form); it is resolved here, so ``options.kernels`` is one of the two.
     """
 
-    dim: int = 48
-    num_blocks: Sequence[int] = (4, 4, 4)
-    num_refinement_blocks: int = 4
-    channel_heads: Sequence[int] = (1, 2, 4)
-    window_heads: Sequence[int] = (2, 2, 3)
-    head_dim: int = 16
-    window: int = 8
-    overlap: float = 0.5
-    ffn_expansion: float = 1.0
-    block_layout: Sequence[str] | Sequence[Sequence[str]] = TBSN_BLOCKS
-    form: str = "phase"
-    kernels: str = "auto"
-    gcsa_mode: str = "phase"
-    skip_fusion: str = "concat"
-    block_options: Mapping[str, Any] | None = None
+    dim: Annotated[int, WIDTH] = 48
+    num_blocks: Annotated[Sequence[int], PER_LEVEL] = (4, 4, 4)
+    num_refinement_blocks: Annotated[int, integer(0)] = 4
+    channel_heads: Annotated[Sequence[int], PER_LEVEL] = (1, 2, 4)
+    window_heads: Annotated[Sequence[int], PER_LEVEL] = (2, 2, 3)
+    head_dim: Annotated[int, integer(1)] = 16
+    window: Annotated[int, integer(1)] = 8
+    overlap: Annotated[float, fraction(high_open=True)] = 0.5
+    ffn_expansion: Annotated[float, positive_number()] = 1.0
+    block_layout: Annotated[Sequence[str] | Sequence[Sequence[str]], BLOCK_LAYOUT] = TBSN_BLOCKS
+    form: Annotated[str, one_of(*FORMS)] = "phase"
+    kernels: str = "auto"  # checked as it is resolved, "auto" included
+    gcsa_mode: Annotated[str, one_of(*GRAM_MODES)] = "phase"
+    skip_fusion: Annotated[str, one_of(*SKIP_FUSIONS)] = "concat"
+    block_options: Annotated[Mapping[str, Any] | None, BLOCK_SETTINGS] = None
 
     def __post_init__(self):
-        check_form(self.form, "TBSN")
+        check_fields(self, "TBSN: ")
+        # G-CSA (and MDAF's skips) split each level's channels into its heads.
+        raise_problems(problems({"channel_heads": heads_per_level(self.dim)}, vars(self), "TBSN: "))
         self.kernels = resolve_kernels(self.kernels, self.form, "TBSN")
-        if self.skip_fusion not in SKIP_FUSIONS:
-            raise ValueError(f"skip_fusion must be one of {SKIP_FUSIONS}, got {self.skip_fusion!r}")
         if self.skip_fusion == "mdaf" and self.form == "literal":
-            raise ValueError(
-                "skip_fusion='mdaf' has no literal (full-resolution) form: MDAF's strips and row/column "
+            raise ConfigError(
+                "TBSN: skip_fusion='mdaf' has no literal (full-resolution) form: MDAF's strips and row/column "
                 "attention are exactly blind only inside the phase-split body; use form='phase'"
             )
         self.num_blocks, self.channel_heads = tuple(self.num_blocks), tuple(self.channel_heads)
@@ -242,14 +250,14 @@ class FastTBSNBody(TBSNBody):
 class TBSN(Network):
     """Blind-spot network (B, in_channels, H, W) -> (B, in_channels, H, W); any H, W (padded inside).
 
-    ``options`` are the fields of :class:`TBSNOptions` (a config's flat keys); the defaults are the
-    paper configuration (12,746,780 parameters). Blocks without a literal form refuse
-    ``form="literal"`` by name.
+    ``options`` are the fields of :class:`TBSNOptions` (a config's flat keys), which carry their
+    rules; the defaults are the paper configuration (12,746,780 parameters). Blocks without a
+    literal form refuse ``form="literal"`` by name.
     """
 
     blindness = "pixel"
 
-    def __init__(self, in_channels: int = 3, **options: Any):
+    def __init__(self, in_channels: int = 3, **options: Annotated[Any, TBSNOptions]):
         settings = TBSNOptions(**options)
         super().__init__(in_channels, settings.size_multiple)
         self.options, self.form = settings, settings.form

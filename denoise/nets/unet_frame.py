@@ -12,6 +12,9 @@ gives the frame its stages of blocks and its samplers, which are what differ bet
 (1x1 convs, shuffles within each phase) and HCANet (3x3 convs, plain shuffles), and one of two
 skip joins: concatenation (level 2's reduced back to 2*dim by a 1x1 conv, level 1's kept at
 2*dim), or a fusion module that returns one map of the skip's width.
+
+The rules of the settings every network on this frame has (``dim``, one value per level) are
+here, so that TBSN's and HCANet's option fields write the same rule.
 """
 
 from __future__ import annotations
@@ -21,11 +24,33 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from denoise.rules import Rule, even_integer, integer, list_of
+
+LEVELS = ("level 1", "level 2", "latent")
+# A down-sampler halves the channels and then shuffles 2x2 pixels into them: only an even width doubles.
+WIDTH = even_integer(2)
+PER_LEVEL = list_of(integer(1), length=len(LEVELS))
+
 # stage(level, channels, depth): ``depth`` blocks of ``level`` (0, 1, 2) at ``channels`` wide.
 Stage = Callable[[int, int, int], nn.Module]
 # sampler(channels) and fuse(level, channels): modules for a map of ``channels`` channels.
 Sampler = Callable[[int], nn.Module]
 Fuse = Callable[[int, int], nn.Module]
+
+
+def level_channels(dim: int) -> tuple[int, ...]:
+    """The channels of each level: dim, 2*dim, 4*dim (level 1's decoder may run at 2*dim, which
+    whatever divides dim divides too)."""
+    return tuple(dim * 2**level for level in range(len(LEVELS)))
+
+
+def heads_per_level(dim: int) -> Rule:
+    """Heads split a level's channels evenly: each level's count must divide its channels."""
+    channels = level_channels(dim)
+    return Rule(
+        f"one head count per level ({', '.join(LEVELS)}), each dividing its channels {list(channels)}",
+        lambda heads: all(width % count == 0 for width, count in zip(channels, heads)),
+    )
 
 
 class ConcatSkip(nn.Module):

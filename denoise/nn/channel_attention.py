@@ -21,14 +21,18 @@ three times faster (docs/performance.md).
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from denoise.errors import ConfigError
 from denoise.nn.autograd import RowGram
 from denoise.nn.fast_layers import PointwiseConv2d, layout_like
 from denoise.nn.forms import check_form
+from denoise.rules import checked, one_of
 
 GRAM_MODES = ("phase", "global")
 
@@ -47,21 +51,20 @@ class ChannelAttention(nn.Module):
 
     pointwise = nn.Conv2d  # the class of the 1x1 convs; the fast kernels use its fast twin
 
+    @checked("ChannelAttention: ")
     def __init__(
         self,
         dim: int,
         heads: int = 1,
         phase_stride: int = 2,
         form: str = "phase",
-        gram: str = "phase",
+        gram: Annotated[str, one_of(*GRAM_MODES)] = "phase",
         bias: bool = False,
     ):
         super().__init__()
-        if gram not in GRAM_MODES:
-            raise ValueError(f"ChannelAttention: gram must be one of {GRAM_MODES}, got {gram!r}")
         check_form(form, "ChannelAttention")
         if dim % heads:
-            raise ValueError(f"ChannelAttention: heads={heads} must divide dim={dim}")
+            raise ConfigError(f"ChannelAttention: heads={heads} must divide dim={dim}")
         self.heads, self.stride, self.form, self.gram = heads, phase_stride, form, gram
         dilation = phase_stride if form == "literal" else 1
         self.qkv = self.pointwise(dim, dim * 3, 1, bias=bias)

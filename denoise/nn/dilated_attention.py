@@ -19,34 +19,34 @@ its 1x1 convs as :class:`denoise.nn.fast_layers.PointwiseConv2d`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from denoise.errors import ConfigError
 from denoise.nn.fast_layers import PointwiseConv2d
+from denoise.rules import checked, integer, list_of, odd_integer
 
 
 class MultiScaleDilatedAttention(nn.Module):
     pointwise = nn.Conv2d  # the class of the 1x1 convs; the fast kernels use its fast twin
 
+    @checked("MultiScaleDilatedAttention: ")
     def __init__(
         self,
         dim: int,
         heads: int = 3,
-        dilations: Sequence[int] = (1, 2, 3),
-        kernel_size: int = 3,
+        dilations: Annotated[Sequence[int], list_of(integer(1), non_empty=True)] = (1, 2, 3),
+        kernel_size: Annotated[int, odd_integer(1)] = 3,
         bias: bool = False,
     ):
         super().__init__()
         groups = len(dilations)
-        if groups == 0 or any(d < 1 for d in dilations):
-            raise ValueError(f"MultiScaleDilatedAttention: dilations must be positive integers, got {dilations}")
-        if kernel_size % 2 == 0:
-            raise ValueError(f"MultiScaleDilatedAttention: kernel_size must be odd, got {kernel_size}")
         if heads % groups or dim % heads:
-            raise ValueError(
+            raise ConfigError(
                 f"MultiScaleDilatedAttention: heads ({heads}) must be a multiple of the number of dilation "
                 f"rates ({groups}) and divide dim ({dim})"
             )

@@ -25,14 +25,17 @@ norms and 1x1 convs as their fast twins (:mod:`denoise.nn.fast_layers`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from denoise.errors import ConfigError
 from denoise.nn.fast_layers import FastLayerNorm2d, PointwiseConv2d, layout_like
 from denoise.nn.norm import LayerNorm2d
+from denoise.rules import checked, list_of, odd_integer
 
 
 class StripConvs(nn.Module):
@@ -72,12 +75,14 @@ class DualRepresentationFusion(nn.Module):
     # The classes of the norms and 1x1 convs; the fast kernels use their fast twins.
     norm, pointwise = LayerNorm2d, nn.Conv2d
 
-    def __init__(self, dim: int, heads: int = 1, strip_kernels: Sequence[int] = (7, 11, 21)):
+    @checked("DualRepresentationFusion: ")
+    def __init__(
+        self, dim: int, heads: int = 1,
+        strip_kernels: Annotated[Sequence[int], list_of(odd_integer(1), non_empty=True)] = (7, 11, 21),
+    ):
         super().__init__()
         if dim % heads:
-            raise ValueError(f"DualRepresentationFusion: dim {dim} is not divisible by heads {heads}")
-        if any(k % 2 == 0 for k in strip_kernels):
-            raise ValueError(f"DualRepresentationFusion: strip kernels must be odd, got {strip_kernels}")
+            raise ConfigError(f"DualRepresentationFusion: dim {dim} is not divisible by heads {heads}")
         self.heads = heads
         self.norm1, self.norm2 = self.norm(dim, bias=True), self.norm(dim, bias=True)
         self.strips1 = StripConvs(dim, strip_kernels, self.pointwise)

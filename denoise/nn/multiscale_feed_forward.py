@@ -14,23 +14,28 @@ convs as :class:`denoise.nn.fast_layers.PointwiseConv2d`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from denoise.nn.fast_layers import PointwiseConv2d
+from denoise.rules import checked, integer, list_of
 
 
 class MultiScaleFeedForward(nn.Module):
     pointwise = nn.Conv2d  # the class of the 1x1 convs; the fast kernels use its fast twin
 
+    @checked("MultiScaleFeedForward: ")
     def __init__(
-        self, dim: int, expansion: float = 2.66, dilations: Sequence[int] = (1, 2, 3), bias: bool = False
+        self,
+        dim: int,
+        expansion: float = 2.66,
+        dilations: Annotated[Sequence[int], list_of(integer(1), non_empty=True)] = (1, 2, 3),
+        bias: bool = False,
     ):
         super().__init__()
-        if not dilations or any(d < 1 for d in dilations):
-            raise ValueError(f"MultiScaleFeedForward: dilations must be positive integers, got {dilations}")
         hidden = int(dim * expansion)
         self.project_in = self.pointwise(dim, hidden * len(dilations), 1, bias=bias)
         self.branches = nn.ModuleList(

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
+from denoise.errors import ConfigError
 from denoise.nn.channel_attention import ChannelAttention, FastChannelAttention
 from denoise.nn.conv_attention_fusion import ConvAttentionFusion
 from denoise.nn.dilated_attention import FastMultiScaleDilatedAttention, MultiScaleDilatedAttention
@@ -93,11 +95,17 @@ def register_block(name: str, forms: tuple[str, ...] = FORMS, kernels: tuple[str
     return decorator
 
 
+def is_block(name: Any) -> bool:
+    """Whether ``name`` names a registered block (a config's ``block_layout`` entry)."""
+    return isinstance(name, str) and name in BLOCKS
+
+
+# Registering is the code's own doing (a ValueError above); building follows the user's config.
 def build_block(name: str, spec: BlockSpec) -> nn.Module:
-    if name not in BLOCKS:
-        raise KeyError(f"unknown block {name!r}; known blocks: {', '.join(sorted(BLOCKS))}")
+    if not is_block(name):
+        raise ConfigError(f"unknown block {name!r}; expected one of {', '.join(sorted(BLOCKS))}")
     if spec.form not in BLOCK_FORMS[name]:
-        raise ValueError(
+        raise ConfigError(
             f"block {name!r} has no {spec.form!r} form (it has: {', '.join(BLOCK_FORMS[name])}). "
             f"It is exactly blind only inside a phase-split body: use form='phase'."
         )
@@ -107,7 +115,7 @@ def build_block(name: str, spec: BlockSpec) -> nn.Module:
 def heads_of_size(spec: BlockSpec, block: str) -> int:
     """Head count for blocks whose heads split ``dim`` into ``head_dim``-sized parts."""
     if spec.dim % spec.head_dim:
-        raise ValueError(
+        raise ConfigError(
             f"block {block!r}: dim {spec.dim} is not a multiple of head_dim {spec.head_dim}; "
             f"choose head_dim dividing every level's channels (dim, 2*dim, 4*dim)"
         )
@@ -139,8 +147,15 @@ def _mwsa(spec: BlockSpec) -> nn.Module:
 def _msda(spec: BlockSpec) -> nn.Module:
     # Neighbourhood attention reads taps at multiples of the dilation, so scaling every rate by
     # the phase stride keeps each tap on the query's phase at full resolution.
+    heads, rates = heads_of_size(spec, "msda"), len(spec.dilations)
+    if heads % rates:  # said in the user's terms: head_dim and dilations set the heads
+        raise ConfigError(
+            f"block 'msda': dim // head_dim = {spec.dim} // {spec.head_dim} = {heads} heads is not a multiple of "
+            f"the number of dilation rates ({rates}); choose head_dim so that every level's channels "
+            f"(dim, 2*dim, 4*dim) are multiples of head_dim * {rates}"
+        )
     attention = spec.pick(MultiScaleDilatedAttention, FastMultiScaleDilatedAttention)
-    return attention(spec.dim, heads_of_size(spec, "msda"), spec.scaled_dilations)
+    return attention(spec.dim, heads, spec.scaled_dilations)
 
 
 @register_block("bra", forms=("phase",), kernels=KERNELS)

@@ -23,29 +23,34 @@ how much padding was needed.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from denoise.errors import ConfigError
 from denoise.nn.fast_layers import PointwiseConv2d
+from denoise.rules import checked, integer, odd_integer
 
 
 class BiLevelRoutingAttention(nn.Module):
     pointwise = nn.Conv2d  # the class of the 1x1 convs; the fast kernels use its fast twin
 
+    @checked("BiLevelRoutingAttention: ")
     def __init__(
-        self, dim: int, heads: int = 2, regions: int = 8, topk: int = 4, lepe_kernel: int = 5, bias: bool = False
+        self,
+        dim: int,
+        heads: int = 2,
+        regions: Annotated[int, integer(1)] = 8,
+        topk: Annotated[int, integer(1)] = 4,
+        lepe_kernel: Annotated[int, odd_integer(1)] = 5,
+        bias: bool = False,
     ):
         super().__init__()
         if dim % heads:
-            raise ValueError(f"BiLevelRoutingAttention: dim {dim} is not divisible by heads {heads}")
-        if regions < 1 or topk < 1:
-            raise ValueError(
-                f"BiLevelRoutingAttention: regions and topk must be >= 1, got regions={regions}, topk={topk}"
-            )
-        if lepe_kernel % 2 == 0:
-            raise ValueError(f"BiLevelRoutingAttention: lepe_kernel must be odd, got {lepe_kernel}")
+            raise ConfigError(f"BiLevelRoutingAttention: dim {dim} is not divisible by heads {heads}")
         self.heads, self.regions, self.topk = heads, regions, topk
         self.qkv = self.pointwise(dim, dim * 3, 1, bias=bias)
         self.lepe = nn.Conv2d(dim, dim, lepe_kernel, padding=lepe_kernel // 2, groups=dim, bias=bias)

@@ -27,6 +27,7 @@ import torch
 from einops import reduce, repeat
 from torch import nn
 
+from denoise.errors import ConfigError
 from denoise.nn.fast_layers import PointwiseConv2d
 from denoise.nn.kernels import KERNELS
 from denoise.nn.registry import BlockSpec, register_block
@@ -45,7 +46,7 @@ class SimplifiedChannelAttention(nn.Module):
         super().__init__()
         hidden = dim * expansion
         if hidden % 2:
-            raise ValueError(f"SimplifiedChannelAttention: dim * expansion = {hidden} is odd; SimpleGate halves it")
+            raise ConfigError(f"SimplifiedChannelAttention: dim * expansion = {hidden} is odd; SimpleGate halves it")
         self.phase_stride = phase_stride
         self.project_in = self.pointwise(dim, hidden, 1)
         # Dilated by the phase stride at full resolution, so every tap stays on the pixel's phase.

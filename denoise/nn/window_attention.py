@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from denoise.errors import ConfigError
 from denoise.nn.autograd import KeyWindows
 from denoise.nn.fast_layers import PointwiseConv2d, layout_like
 from denoise.nn.forms import check_form
@@ -57,7 +58,7 @@ class MaskedWindowAttention(nn.Module):
         halo = int(window * overlap) // 2
         check_form(form, "MaskedWindowAttention")
         if window % phase_stride or halo % phase_stride:
-            raise ValueError(
+            raise ConfigError(
                 f"MaskedWindowAttention: window={window} and halo={halo} (= window * overlap / 2) must be "
                 f"multiples of the phase stride {phase_stride}, or the mask is not blind-spot safe"
             )
