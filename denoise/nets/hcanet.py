@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from denoise.nets.base import Network
-from denoise.nets.blind_spot import BlindSpotBranch
+from denoise.nets.blind_spot import OneBranchBlindSpotNet
 from denoise.nets.unet_frame import PER_LEVEL, WIDTH, UNetFrame, heads_per_level
 from denoise.nn.fast_layers import PointwiseConv2d
 from denoise.nn.kernels import pick, resolve_kernels
@@ -126,25 +126,14 @@ class HCANet(Network):
         return self.output(self.body(self.embed(x))) + x  # the global residual
 
 
-class BlindSpotHCANet(Network):
+class BlindSpotHCANet(OneBranchBlindSpotNet):
     """HCANet's U-Net as a blind-spot network, (B, in_channels, H, W) -> (B, in_channels, H, W), any H, W.
 
     ``options``: the fields of :class:`HCANetOptions`.
     """
 
-    blindness = "pixel"
-
     def __init__(self, in_channels: int = 3, **options: Annotated[Any, HCANetOptions]):
         settings = HCANetOptions(**options)
-        super().__init__(in_channels, PHASE_STRIDE * HCANetBody.size_multiple)
         body = HCANetBody(settings)
-        self.branch = BlindSpotBranch(in_channels, settings.dim, body, PHASE_STRIDE, form="phase")
-        pointwise = pick(settings.kernels, nn.Conv2d, PointwiseConv2d)
-        self.head = pointwise(body.out_channels, in_channels, 1, bias=False)
-
-    def output_layer(self) -> nn.Conv2d:
-        return self.head
-
-    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
-        # Reflection keeps every copied pixel on its own phase (see TBSN): still exactly blind.
-        return self.head(self.branch(x))
+        super().__init__(in_channels, PHASE_STRIDE * HCANetBody.size_multiple, settings.dim, body, "phase",
+                         settings.kernels, PHASE_STRIDE)

@@ -26,8 +26,7 @@ import torch
 from torch import nn
 
 from denoise.errors import ConfigError
-from denoise.nets.base import Network
-from denoise.nets.blind_spot import BlindSpotBranch
+from denoise.nets.blind_spot import OneBranchBlindSpotNet
 from denoise.nets.unet_frame import LEVELS, PER_LEVEL, WIDTH, UNetFrame, heads_per_level
 from denoise.nn.channel_attention import GRAM_MODES
 from denoise.nn.dual_representation_fusion import DualRepresentationFusion, FastDualRepresentationFusion
@@ -247,7 +246,7 @@ class FastTBSNBody(TBSNBody):
         return torch.cat([unet(entries) for entries in x.split(self.independent_entries)])
 
 
-class TBSN(Network):
+class TBSN(OneBranchBlindSpotNet):
     """Blind-spot network (B, in_channels, H, W) -> (B, in_channels, H, W); any H, W (padded inside).
 
     ``options`` are the fields of :class:`TBSNOptions` (a config's flat keys), which carry their
@@ -255,21 +254,9 @@ class TBSN(Network):
     literal form refuse ``form="literal"`` by name.
     """
 
-    blindness = "pixel"
-
     def __init__(self, in_channels: int = 3, **options: Annotated[Any, TBSNOptions]):
         settings = TBSNOptions(**options)
-        super().__init__(in_channels, settings.size_multiple)
-        self.options, self.form = settings, settings.form
         body = pick(settings.kernels, TBSNBody, FastTBSNBody)(settings)
-        self.branch = BlindSpotBranch(in_channels, settings.dim, body, PHASE_STRIDE, self.form)
-        pointwise = pick(settings.kernels, nn.Conv2d, PointwiseConv2d)
-        self.head = pointwise(body.out_channels, in_channels, 1, bias=False)
-
-    def output_layer(self) -> nn.Conv2d:
-        return self.head
-
-    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
-        # Reflect padding copies pixels onto positions of their own parity, which the masked
-        # conv never reads for the same phase: the padded network stays exactly blind.
-        return self.head(self.branch(x))
+        super().__init__(in_channels, settings.size_multiple, settings.dim, body, settings.form, settings.kernels,
+                         PHASE_STRIDE)
+        self.options, self.form = settings, settings.form
