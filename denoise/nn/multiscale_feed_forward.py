@@ -29,11 +29,8 @@ class MultiScaleFeedForward(nn.Module):
 
     @checked("MultiScaleFeedForward: ")
     def __init__(
-        self,
-        dim: int,
-        expansion: float = 2.66,
-        dilations: Annotated[Sequence[int], list_of(integer(1), non_empty=True)] = (1, 2, 3),
-        bias: bool = False,
+        self, dim: int, expansion: float = 2.66,
+        dilations: Annotated[Sequence[int], list_of(integer(1), non_empty=True)] = (1, 2, 3), bias: bool = False,
     ):
         super().__init__()
         hidden = int(dim * expansion)

@@ -40,13 +40,9 @@ class BiLevelRoutingAttention(nn.Module):
 
     @checked("BiLevelRoutingAttention: ")
     def __init__(
-        self,
-        dim: int,
-        heads: int = 2,
-        regions: Annotated[int, integer(1)] = 8,
-        topk: Annotated[int, integer(1)] = 4,
-        lepe_kernel: Annotated[int, odd_integer(1)] = 5,
-        bias: bool = False,
+        self, dim: int, heads: int = 2,
+        regions: Annotated[int, integer(1)] = 8, topk: Annotated[int, integer(1)] = 4,
+        lepe_kernel: Annotated[int, odd_integer(1)] = 5, bias: bool = False,
     ):
         super().__init__()
         if dim % heads:
