@@ -59,7 +59,9 @@ _SPEC_ARGUMENTS = {
 BLOCK_OPTIONS = tuple(sorted({f.name for f in fields(BlockSpec)} - _SPEC_ARGUMENTS))
 
 _BLOCK_NAMES = list_of(Rule("a block name", is_block), non_empty=True)
-# One list of block names for all levels ([gcsa, ffn]) or one per level ([[...], [...], [...]]).
+# One list of block names for all levels ([gcsa, ffn]) or one per level ([[...], [...], [...]]). The
+# message lists the blocks registered when TBSN is imported; the check reads the registry as it runs,
+# so a block a researcher registers later is accepted too.
 BLOCK_LAYOUT = Rule(
     f"a non-empty list of block names ({', '.join(sorted(BLOCKS))}), or {len(LEVELS)} such lists "
     f"({', '.join(LEVELS)})",
