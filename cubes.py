@@ -1,15 +1,13 @@
 """Denoise your own hyperspectral cubes: `python cubes.py input=my_cubes/` trains a blind-spot network
 on them and writes every cube denoised, as the same file (see configs/cubes.yaml)."""
 
-import hydra
 from omegaconf import DictConfig
 
 from denoise.cli.cubes import cubes
-from denoise.cli.errors import task_wrapper
+from denoise.cli.launch import entry_point
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="cubes")
-@task_wrapper
+@entry_point("cubes")
 def main(cfg: DictConfig) -> None:
     cubes(cfg)
 

@@ -1,15 +1,13 @@
 """Evaluate a checkpoint: `python eval.py ckpt_path=<ckpt> [data=sidd_val data.root=...] [key=value ...]`
 (see configs/eval.yaml)."""
 
-import hydra
 from omegaconf import DictConfig
 
-from denoise.cli.errors import task_wrapper
 from denoise.cli.eval import evaluate
+from denoise.cli.launch import entry_point
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="eval")
-@task_wrapper
+@entry_point("eval")
 def main(cfg: DictConfig) -> dict | None:
     return evaluate(cfg)
 

@@ -1,14 +1,12 @@
 """Train a denoiser: `python train.py [experiment=...] [key=value ...]` (see configs/train.yaml)."""
 
-import hydra
 from omegaconf import DictConfig
 
-from denoise.cli.errors import task_wrapper
+from denoise.cli.launch import entry_point
 from denoise.cli.train import train
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="train")
-@task_wrapper
+@entry_point("train")
 def main(cfg: DictConfig) -> float | None:
     """Returns the optimized metric; None when a sweep job fails.
 
