@@ -4,6 +4,7 @@ code with the code's default, and a recipe under configs/ writes only what it ch
 from __future__ import annotations
 
 import inspect
+from dataclasses import fields
 
 import pytest
 from hydra.utils import get_object, instantiate
@@ -11,9 +12,11 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import OmegaConf
 
-from denoise.cli.config_store import TRAINER_LEFT_OUT, nodes, parameters_of
+from denoise.cli.config_store import TRAINER_LEFT_OUT, config_values, nodes, parameters_of
 from denoise.data.noise import MixtureNoise
 from denoise.lit import FinalValidation
+from denoise.nets.hcanet import HCANetOptions
+from denoise.nets.tbsn import TBSNOptions
 from tests.conftest import CONFIGS, compose_train
 
 # The groups whose recipes choose a signature node for every object they build.
@@ -105,3 +108,13 @@ def test_the_trainer_builds_with_the_callbacks_and_loggers_train_py_passes(tmp_p
     trainer = instantiate(cfg.trainer, callbacks=[callback], logger=False, precision="32-true")
     assert callback in trainer.callbacks and trainer.loggers == []
     assert (trainer.max_steps, trainer.precision) == (cfg.trainer.max_steps, "32-true")
+
+
+@pytest.mark.parametrize(("group", "name", "options"), [
+    ("model/net/signature", "tbsn", TBSNOptions), ("model/net/signature", "bsn_hcanet", HCANetOptions),
+    ("model/student/signature", "hcanet", HCANetOptions),
+])
+def test_a_networks_options_dataclass_gives_its_keys(group, name, options):
+    """TBSN and HCANet hand ``**options`` on to a dataclass: its fields are the node's keys."""
+    node = nodes()[(group, name)]
+    assert {field.name: config_values(field.default) for field in fields(options)}.items() <= node.items()

@@ -16,11 +16,13 @@ script or test that composes ``configs/`` imports it first.
 | ``model/signature/blind_spot``, ``.../distill`` | the module's ``_target_`` and its constructor's defaults |
 | ``<group>/signature/<name>`` | the ``_target_`` that :data:`TARGETS` names and its parameters' defaults |
 
-The groups that build objects (``data``, ``noise``, ``callbacks``, ``logger``, ``trainer``) have
-a ``signature`` subgroup of the same kind: a node per class, its ``_target_`` and every parameter
-with the code's default, so that a recipe chooses one (``signature@_here_: sidd``) and writes only
-what it changes, and ``key=value`` on the command line reaches every parameter without ``+``. A
-parameter is documented where it is defined.
+The groups that build objects (``data``, ``noise``, ``model/net``, ``model/student``,
+``callbacks``, ``logger``, ``trainer``) have a ``signature`` subgroup of the same kind: a node per
+class, its ``_target_`` and every parameter with the code's default, so that a recipe chooses one
+(``signature@_here_: sidd``) and writes only what it changes, and ``key=value`` on the command line
+reaches every parameter without ``+``. A parameter is documented where it is defined. The network
+configs still list their keys themselves: they are also composed on their own, from
+``configs/model/net``, by scripts that do not import this module yet.
 
 The nodes are plain mappings of the defaults rather than typed dataclass schemas: a bad value
 (``inference.r3_passes=eight``) then reaches the class's own check and stops the run with its one
@@ -43,6 +45,7 @@ from denoise.lit.blind_spot import BlindSpotModule, TrainPD
 from denoise.lit.distill import STUDENT_INFERENCE_KEYS, TEACHER_INFERENCE, DistillationModule
 from denoise.lit.schedule import ScheduleSettings
 from denoise.ops.settings import InferenceSettings
+from denoise.rules import keyword_options
 
 
 def config_values(value: Any) -> Any:
@@ -61,18 +64,21 @@ def defaults_of(settings_class: type) -> dict[str, Any]:
 def parameters_of(function: Any, forwards_to: Any = None) -> dict[str, Any]:
     """The named parameters of ``function`` (a class: its constructor's) in order, each with its
     default; a required one is ``???`` until a config sets it. ``*args`` and ``**kwargs`` are not
-    keys; the parameters of where ``**kwargs`` go are, after the function's own: ``forwards_to``
-    (TBSN hands its options to ``TBSNOptions``), else, for a class, its base class's constructor
-    (``super().__init__(**settings)``)."""
+    keys; the parameters of where ``**kwargs`` go are, after the function's own: ``forwards_to``,
+    else the dataclass an annotated ``**options`` names (TBSN's ``TBSNOptions``), else, for a
+    class, its base class's constructor (``super().__init__(**settings)``)."""
     is_class = isinstance(function, type)
-    parameters = list(inspect.signature(function.__init__ if is_class else function).parameters.values())
-    if is_class:
-        parameters = parameters[1:]  # self
+    init = function.__init__ if is_class else function
+    parameters = list(inspect.signature(init).parameters.values())[1 if is_class else 0 :]  # not self
     own = {p.name: "???" if p.default is inspect.Parameter.empty else p.default
            for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-    if forwards_to is None and is_class and any(p.kind is p.VAR_KEYWORD for p in parameters):
-        defining = next(cls for cls in function.__mro__ if "__init__" in vars(cls))
-        forwards_to = defining.__mro__[1] if defining is not object else None
+    if forwards_to is None and any(p.kind is p.VAR_KEYWORD for p in parameters):
+        options = keyword_options(init)
+        if options is not None:
+            forwards_to = options[1]
+        elif is_class:
+            defining = next(cls for cls in function.__mro__ if "__init__" in vars(cls))
+            forwards_to = defining.__mro__[1] if defining is not object else None
     forwarded = parameters_of(forwards_to) if forwards_to not in (None, object) else {}
     return config_values({**own, **{name: value for name, value in forwarded.items() if name not in own}})
 
@@ -118,6 +124,12 @@ TARGETS: dict[tuple[str, str], str] = {
     ("noise/signature", "deadline"): "denoise.data.noise.DeadlineNoise",
     ("noise/signature", "impulse"): "denoise.data.noise.ImpulseNoise",
     ("noise/signature", "mixture"): "denoise.data.noise.MixtureNoise",
+    ("model/net/signature", "tbsn"): "denoise.nets.TBSN",
+    ("model/net/signature", "dbsn"): "denoise.nets.DBSN",
+    ("model/net/signature", "bsn_hcanet"): "denoise.nets.BlindSpotHCANet",
+    ("model/net/signature", "spectral_bsn"): "denoise.nets.SpectralBlindSpotNet",
+    ("model/student/signature", "unet"): "denoise.nets.unet.UNet",
+    ("model/student/signature", "hcanet"): "denoise.nets.HCANet",
     ("callbacks/signature", "model_checkpoint"): "lightning.pytorch.callbacks.ModelCheckpoint",
     ("callbacks/signature", "last_checkpoint"): "denoise.lit.LastCheckpoint",
     ("callbacks/signature", "learning_rate_monitor"): "lightning.pytorch.callbacks.LearningRateMonitor",
