@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 import pytest
@@ -36,13 +37,25 @@ def test_only_the_listed_third_party_warnings_are_silenced():
         "skipping a.png: smaller ", "Checkpoint directory /x ", "Total length of `DataLoa"]
 
 
+def test_only_the_listed_third_party_log_lines_are_dropped(caplog):
+    quiet_third_party_warnings()
+    quiet_third_party_warnings()  # twice (photos.py runs two stages): one filter
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    assert len(rank_zero.filters) == 1
+    with caplog.at_level(logging.INFO):
+        rank_zero.info("💡 Tip: For seamless cloud logging and experiment tracking, try installing "
+                       "[litlogger](https://pypi.org/project/litlogger/) to enable LitLogger.")
+        rank_zero.info("GPU available: False, used: False")
+    assert [record.getMessage() for record in caplog.records] == ["GPU available: False, used: False"]
+
+
 def test_a_training_run_prints_steps_and_no_warnings_also_into_an_existing_run_dir(tmp_path):
     run = tmp_path / "run"
     first = run_entry("train.py", ["debug=fast", "logger=none"], run)
     again = run_entry("train.py", ["debug=fast", "logger=none", "callbacks=ema"], run)  # checkpoints are there
     for result in (first, again):
         assert result.returncode == 0, result.stderr[-2000:]
-        for noise in ("LeafSpec", "Checkpoint directory", "Epoch "):
+        for noise in ("LeafSpec", "Checkpoint directory", "Epoch ", "litlogger"):
             assert noise not in result.stdout + result.stderr, (noise, result.stderr[-2000:])
         assert "step 4/4 | loss " in result.stdout and " left" in result.stdout
 

@@ -1,11 +1,13 @@
-"""Third-party warnings that tell a user nothing they can act on, silenced by message and category.
+"""Third-party warnings and log lines that tell a user nothing they can act on, silenced by message.
 
-Each entry says why it is noise here. Only these exact messages go: other warnings, ours included,
-and every error still show.
+Each entry says why it is noise here. Only these exact messages go: other warnings and log lines,
+ours included, and every error still show.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import warnings
 
 QUIET_WARNINGS = (
@@ -24,6 +26,26 @@ QUIET_WARNINGS = (
 )
 
 
+# (logger, message pattern) of info lines logged at every fit.
+QUIET_LOG_LINES = (
+    # Lightning 2.6 advertises a cloud logging service whenever a run has no LitLogger.
+    ("lightning.pytorch.utilities.rank_zero", r"💡 Tip: For seamless cloud logging .*litlogger"),
+)
+
+
+class _DropMatching(logging.Filter):
+    def __init__(self, pattern: str):
+        super().__init__()
+        self.pattern = re.compile(pattern)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.pattern.match(record.getMessage())
+
+
 def quiet_third_party_warnings() -> None:
     for message, category in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
+    for name, pattern in QUIET_LOG_LINES:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropMatching) and f.pattern.pattern == pattern for f in logger.filters):
+            logger.addFilter(_DropMatching(pattern))
