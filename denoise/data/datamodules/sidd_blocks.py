@@ -133,8 +133,8 @@ class SIDDBlocksDataModule(EvaluationDataModule):
     def __init__(
         self,
         root: str | None = None,
-        blocks: Annotated[int | None, optional(integer(0))] = None,  # null: all
-        noisy_file: str | None = None,
+        blocks: Annotated[int | None, optional(integer(0))] = None,  # the first N blocks (row-major); null: all
+        noisy_file: str | None = None,  # an explicit path, instead of the search under root
         num_workers: int = 0,
         **training_keys,
     ):
@@ -151,7 +151,9 @@ class SIDDValidationDataModule(SIDDBlocksDataModule):
 
     FILES = f"{VAL_NOISY}.mat and {VAL_GT}.mat"
 
-    def __init__(self, *, gt_file: str | None = None, **settings):  # the others: SIDDBlocksDataModule's
+    # gt_file: an explicit path of the ground truth, instead of the search next to the noisy blocks
+    # and under root; the other settings are SIDDBlocksDataModule's.
+    def __init__(self, *, gt_file: str | None = None, **settings):
         super().__init__(**settings)
         self.gt_file = gt_file
 
