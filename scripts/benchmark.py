@@ -139,6 +139,8 @@ def build_network(config: Config, device: torch.device) -> torch.nn.Module:
     from hydra.utils import instantiate
     from omegaconf.errors import OmegaConfBaseException
 
+    import denoise.cli.config_store  # noqa: F401  (the config nodes built from the code's defaults)
+
     if not (CONFIGS / f"{config.name}.yaml").is_file():
         known = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
         raise SystemExit(f"error: no network config {config.name!r} in {CONFIGS} (known: {', '.join(known)})")

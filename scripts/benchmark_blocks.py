@@ -61,6 +61,8 @@ def bench_nets(names: list[str], size: int, repeats: int) -> None:
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
+    import denoise.cli.config_store  # noqa: F401  (the config nodes built from the code's defaults)
+
     with initialize_config_dir(str(CONFIGS), version_base=None):
         for name in names:
             cfg = compose(config_name=name)

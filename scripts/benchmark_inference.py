@@ -33,9 +33,11 @@ from pathlib import Path
 import torch
 from benchmark_common import apply_process_settings, device_of
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+import denoise.cli.config_store  # noqa: F401  (the config nodes built from the code's defaults)
 from denoise.ops.inference import (
     InferenceSettings,
     NetworkPass,
@@ -64,7 +66,9 @@ def photos_recipe() -> tuple[dict, bool]:
     """The student network config of ``experiment=photos_distill`` (the student group's default
     with the recipe's overrides) and whether the recipe restores detail after its pass."""
     recipe = OmegaConf.load(PHOTOS_RECIPE).model
-    student = OmegaConf.merge(OmegaConf.load(CONFIG_ROOT / "model" / "student" / "unet.yaml"), recipe.student)
+    GlobalHydra.instance().clear()  # a caller may have composed another config before
+    with initialize_config_dir(str(CONFIG_ROOT / "model" / "student"), version_base="1.3"):
+        student = OmegaConf.merge(compose("unet"), recipe.student)
     return student, bool(recipe.inference.restore_detail)
 
 

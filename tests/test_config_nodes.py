@@ -20,7 +20,7 @@ from denoise.nets.tbsn import TBSNOptions
 from tests.conftest import CONFIGS, compose_train
 
 # The groups whose recipes choose a signature node for every object they build.
-GROUPS = ("data", "noise", "callbacks", "logger", "trainer")
+GROUPS = ("data", "noise", "model/net", "model/student", "callbacks", "logger", "trainer")
 RECIPES = [path for group in GROUPS for path in sorted((CONFIGS / group).glob("*.yaml"))]
 
 

@@ -182,7 +182,7 @@ def test_train_prints_a_constructor_error_as_one_line_and_exits_1(demo_config, c
 def test_bad_network_settings_through_train_py(tmp_path):
     """The command lines users type: one line on stderr, exit status 1, no traceback."""
     for args, line in (
-        (["+model.net.skip_fusion=foo"], "error: model.net.skip_fusion='foo': expected one of concat, mdaf"),
+        (["model.net.skip_fusion=foo"], "error: model.net.skip_fusion='foo': expected one of concat, mdaf"),
         (["model/net=bsn_mdaf", "model.net.skip_fusion=foo"],
          "error: model.net.skip_fusion='foo': expected one of concat, mdaf"),
         (["model.net.gcsa_mode=bad"], "error: model.net.gcsa_mode='bad': expected one of phase, global"),

@@ -64,8 +64,8 @@ def test_wrong_channel_count_names_in_channels(net):
         net(torch.rand(1, 1, 32, 32))
 
 
-def test_tbsn_config_lists_the_defaults_of_tbsn_options():
-    """tbsn.yaml repeats the defaults so that every key can be overridden; they must not drift."""
+def test_tbsn_config_is_built_from_tbsn_options():
+    """tbsn.yaml chooses the node built from TBSNOptions: every field is a key, with its default."""
     from dataclasses import fields
 
     from omegaconf import OmegaConf
@@ -75,9 +75,8 @@ def test_tbsn_config_lists_the_defaults_of_tbsn_options():
     cfg = OmegaConf.to_container(compose_net("tbsn"))
     listed = {key: tuple(value) if isinstance(value, list) else value for key, value in cfg.items()
               if key not in ("_target_", "in_channels")}
-    defaults = {field.name: field.default for field in fields(TBSNOptions)}
-    assert listed == {key: defaults[key] for key in listed}
-    assert set(defaults) - set(listed) == {"skip_fusion", "block_options"}  # the extensions beyond the paper
+    assert listed == {field.name: field.default for field in fields(TBSNOptions)}
+    assert (cfg["_target_"], cfg["in_channels"]) == ("denoise.nets.TBSN", 3)
 
 
 def test_kernels_is_a_config_key():

@@ -21,8 +21,8 @@ The groups that build objects (``data``, ``noise``, ``model/net``, ``model/stude
 class, its ``_target_`` and every parameter with the code's default, so that a recipe chooses one
 (``signature@_here_: sidd``) and writes only what it changes, and ``key=value`` on the command line
 reaches every parameter without ``+``. A parameter is documented where it is defined. The network
-configs still list their keys themselves: they are also composed on their own, from
-``configs/model/net``, by scripts that do not import this module yet.
+configs name their group absolutely (``/model/net/signature@_here_: tbsn``), so that they also
+compose on their own, from ``configs/model/net`` (the benchmark scripts do).
 
 The nodes are plain mappings of the defaults rather than typed dataclass schemas: a bad value
 (``inference.r3_passes=eight``) then reaches the class's own check and stops the run with its one
