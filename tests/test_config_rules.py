@@ -40,6 +40,8 @@ BAD_TRAIN_VALUES = {
         ("trainer.val_check_interval", 0), ("trainer.val_check_interval", -1), ("trainer.val_check_interval", 1.5),
         ("trainer.val_check_interval", "often"),
         ("trainer.log_every_n_steps", 0), ("trainer.log_every_n_steps", "x"),
+        ("trainer.max_time", "soon"), ("trainer.max_time", "10:00"), ("trainer.max_time", {"minutes": -1}),
+        ("trainer.max_time", {"weeks": 1}), ("trainer.max_time", 600),
         ("trainer.limit_val_batches", -1), ("trainer.limit_val_batches", 1.5),
         ("trainer.limit_train_batches", 0), ("trainer.limit_train_batches", -0.5),
         ("trainer.accumulate_grad_batches", 0),

@@ -19,6 +19,7 @@ either. The keys the entry points read themselves (``seed``, eval.py's ``limit``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -52,6 +53,14 @@ from denoise.rules import (
 
 # Lightning takes an integer (every n steps) or a fraction of an epoch.
 EVERY_N_STEPS_OR_FRACTION = either(integer(1), fraction(low_open=True))
+# Lightning's forms of a time limit: "DD:HH:MM:SS" or a mapping of days / hours / minutes / seconds.
+MAX_TIME = Rule(
+    'null, "DD:HH:MM:SS" (e.g. "00:00:10:00") or a mapping such as {minutes: 10}',
+    lambda v: v is None
+    or (isinstance(v, str) and re.fullmatch(r"\d+:\d{1,2}:\d{1,2}:\d{1,2}", v) is not None)
+    or (isinstance(v, Mapping) and len(v) > 0
+        and all(k in ("days", "hours", "minutes", "seconds") and non_negative_number().accepts(t) for k, t in v.items())),
+)
 DEVICES = Rule(
     "an integer >= 1, -1 (all), auto or a list of device indices",
     lambda v: either(integer(1), exactly(-1)).accepts(v) or isinstance(v, (list, tuple, str)),
@@ -72,8 +81,10 @@ class TrainerArguments:
     max_steps: Annotated[int, either(integer(1), exactly(-1))]
     val_check_interval: Annotated[float, EVERY_N_STEPS_OR_FRACTION]
     log_every_n_steps: Annotated[int, integer(1)]
-    limit_val_batches: Annotated[float, either(integer(0), fraction())]
-    limit_train_batches: Annotated[float, either(integer(1), fraction(low_open=True))]
+    max_time: Annotated[Any, MAX_TIME]
+    # null: all batches (Lightning's default)
+    limit_val_batches: Annotated[float | None, optional(either(integer(0), fraction()))]
+    limit_train_batches: Annotated[float | None, optional(either(integer(1), fraction(low_open=True)))]
     accumulate_grad_batches: Annotated[int, integer(1)]
     gradient_clip_val: Annotated[float | None, optional(non_negative_number())]
     devices: Annotated[Any, DEVICES]

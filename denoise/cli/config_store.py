@@ -149,10 +149,8 @@ FORWARDS_TO: dict[str, str] = {
 }
 
 # Trainer arguments that are not keys of the trainer node: train.py passes callbacks and logger,
-# built from the callbacks and logger groups; limit_train_batches and limit_val_batches default to
-# None (all batches), which the rules of config_rules.TrainerArguments refuse (a count or a
-# fraction), so they stay out until set (debug=fast, ++trainer.limit_val_batches=0).
-TRAINER_LEFT_OUT = ("callbacks", "logger", "limit_train_batches", "limit_val_batches")
+# built from the callbacks and logger groups.
+TRAINER_LEFT_OUT = ("callbacks", "logger")
 
 
 def signature_nodes() -> dict[tuple[str, str], dict[str, Any]]:
