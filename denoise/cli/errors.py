@@ -1,5 +1,5 @@
 """Turning user-input errors into one line, wherever they were raised: ``task_wrapper`` around
-every entry point (train.py, eval.py, predict.py, photos.py)."""
+every entry point (train.py, eval.py, predict.py, photos.py, cubes.py, export.py)."""
 
 from __future__ import annotations
 
