@@ -105,7 +105,8 @@ def test_photos_without_references_keep_the_final_weights_of_a_time_budget(tmp_p
     assert sorted(p.name for p in (run / "denoised").iterdir()) == ["a.png", "b.png"]
     # A clean console: no third-party warnings (no validation data here), one progress line of
     # stages and steps, and a summary of where the photos are and what each stage took.
-    for noise in ("LeafSpec", "Total length of `DataLoader`", "Checkpoint directory", "Epoch"):
+    for noise in ("LeafSpec", "Total length of `DataLoader`", "Checkpoint directory", "Epoch", "litlogger",
+                  "Total FLOPs"):
         assert noise not in result.stdout + result.stderr, noise
     assert "teacher step " in result.stdout and "student step " in result.stdout and " left of 0:06 budget" in result.stdout
     assert f"Denoised photos: 2 of 2 in {run / 'denoised'}" in result.stdout + result.stderr
