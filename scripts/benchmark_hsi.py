@@ -248,7 +248,7 @@ def run_recipe(args, setup: list[str], minutes: float, run_dir: Path) -> dict:
     from denoise.cli.photos import max_time
     from denoise.lit.checkpointing import last_checkpoint_path
 
-    command = [sys.executable, "train.py", *setup, "trainer.max_steps=-1", f"++trainer.max_time={max_time(60 * minutes)}",
+    command = [sys.executable, "train.py", *setup, "trainer.max_steps=-1", f"trainer.max_time={max_time(60 * minutes)}",
                *args.overrides, f"hydra.run.dir={run_dir.resolve()}"]
     seconds = run_logged(command, args.threads, run_dir / "train_stdout.log", args.timeout, "the recipe")
     checkpoint = last_checkpoint_path(run_dir)

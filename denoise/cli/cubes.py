@@ -159,7 +159,7 @@ def training_config(run_dir: Path, overrides: list[str], surveys: list[CubeSurve
                     layout: str = "auto") -> DictConfig:
     extra = []
     if references is None:  # nothing to validate against: no whole-cube passes during training
-        extra.append("++trainer.limit_val_batches=0")
+        extra.append("trainer.limit_val_batches=0")
     cfg = compose("train", overrides=["experiment=hsi_cube", *overrides, *extra,
                                       f"paths.output_dir={run_dir / 'train'}"])
     first = surveys[0].info
