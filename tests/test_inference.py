@@ -107,6 +107,7 @@ def test_inference_settings_are_validated_and_old_checkpoints_still_load():
         {"pd_layout": "grid"},
         {"ensemble": "yes"},
         {"ensemble": True},
+        {"smooth_chroma": "yes"},
     ):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             InferenceSettings(**bad)
@@ -125,3 +126,20 @@ def test_detail_restoration_runs_once_on_the_protocols_result(dbsn, ensemble):
             expected = restore_detail(x, protocol(dbsn, x, plain))
             assert torch.equal(protocol(dbsn, x, restored), expected)
             assert not torch.equal(expected, protocol(dbsn, x, plain))
+
+
+def test_chroma_smoothing_runs_on_the_protocols_result_before_detail_restoration(dbsn):
+    from denoise.ops.chroma import smooth_chroma
+    from denoise.ops.detail import restore_detail
+    from denoise.ops.inference import single_pass_denoise
+
+    x = torch.rand(1, 3, 40, 36)
+    plain = InferenceSettings(pd_factor=2, r3_passes=1, tile_size=0)
+    chroma = InferenceSettings(pd_factor=2, r3_passes=1, tile_size=0, smooth_chroma=True)
+    both = InferenceSettings(pd_factor=2, r3_passes=1, tile_size=0, smooth_chroma=True, restore_detail=True)
+    with torch.no_grad():
+        for protocol in (blind_spot_denoise, single_pass_denoise):
+            estimate = protocol(dbsn, x, plain)
+            assert torch.equal(protocol(dbsn, x, chroma), smooth_chroma(estimate))
+            assert torch.equal(protocol(dbsn, x, both), restore_detail(x, smooth_chroma(estimate)))
+            assert not torch.equal(smooth_chroma(estimate), estimate)

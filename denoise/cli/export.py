@@ -9,9 +9,9 @@ Only single-pass (non-blind) models export: a distillation student (U-Net, HCANe
 network's protocol (PD, then R3 with random masks) is several passes around it; exporting the bare
 pass would ship a model that, run as one would expect, gives a worse image than its checkpoint.
 
-The steps of the checkpoint's inference that stay outside the graph (detail restoration, tiling,
-self-ensemble, clamping, reading the file) are listed in the log line and in ``<output>.json``,
-next to the model, with how to run them.
+The steps of the checkpoint's inference that stay outside the graph (chroma smoothing, detail
+restoration, tiling, self-ensemble, clamping, reading the file) are listed in the log line and in
+``<output>.json``, next to the model, with how to run them.
 """
 
 from __future__ import annotations
@@ -219,7 +219,8 @@ def first_line(error: BaseException) -> str:
 # --- the check against PyTorch ------------------------------------------------------------------
 def graph_settings(settings: InferenceSettings) -> InferenceSettings:
     """The checkpoint's protocol reduced to what the graph computes: one float32 pass, whole image."""
-    return settings.overridden({"tile_size": 0, "ensemble": "none", "precision": "32", "restore_detail": False})
+    return settings.overridden({"tile_size": 0, "ensemble": "none", "precision": "32", "smooth_chroma": False,
+                                "restore_detail": False})
 
 
 def check_shape(model: DenoisingModule) -> tuple[int, int, int, int]:
@@ -260,6 +261,12 @@ def outside_graph(settings: InferenceSettings) -> list[dict[str, str]]:
     """The steps of the checkpoint's inference (predict.py) that the graph leaves to its caller."""
     steps = [{"step": "reading the image",
               "how": "decode the file to float32 (N, C, H, W) in [0, 1]; an alpha channel is not denoised"}]
+    if settings.smooth_chroma:
+        steps.append({
+            "step": "chroma smoothing",
+            "how": "denoise.ops.chroma.smooth_chroma(denoised): the chroma fitted locally to the luma "
+                   "(a guided filter), before detail restoration",
+        })
     if settings.restore_detail:
         steps.append({
             "step": "detail restoration",

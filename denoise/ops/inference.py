@@ -13,8 +13,9 @@ and ``single_pass_denoise(net, noisy, settings)``, the protocol of a non-blind n
 network pass on the whole image. A network pass is precision, tiling and (``ensemble: pass``)
 the x8 self-ensemble around the network (:mod:`denoise.ops.network_pass`).
 
-``restore_detail: true`` runs :func:`denoise.ops.detail.restore_detail` on the protocol's result
-(after any ensemble): a step of the photos recipe, not of the papers' protocols.
+``smooth_chroma: true`` and ``restore_detail: true`` run :func:`denoise.ops.chroma.smooth_chroma`
+and then :func:`denoise.ops.detail.restore_detail` on the protocol's result (after any ensemble):
+steps of the photos recipe, not of the papers' protocols (:func:`finish`).
 
 ``ensemble: protocol`` instead wraps the whole protocol (PD + R3) in the x8 self-ensemble, as
 the official TBSN benchmark code does: transform i of the image runs the protocol with R3 seed
@@ -41,6 +42,7 @@ from dataclasses import replace
 
 import torch
 
+from denoise.ops.chroma import smooth_chroma
 from denoise.ops.detail import restore_detail
 from denoise.ops.ensemble import TRANSFORMS, protocol_self_ensemble
 from denoise.ops.network_pass import NetworkFunction, NetworkPass, network_alignment
@@ -63,8 +65,8 @@ def blind_spot_denoise(
 
     ``progress(done, total)`` is called after every network call (tile), if given.
     """
-    if settings.restore_detail:
-        return restore_detail(noisy, blind_spot_denoise(net, noisy, replace(settings, restore_detail=False), progress))
+    if settings.smooth_chroma or settings.restore_detail:
+        return finish(noisy, blind_spot_denoise(net, noisy, without_finishing(settings), progress), settings)
     if settings.ensemble == "protocol":
         return _whole_protocol_ensemble(net, noisy, settings, progress)
     height, width = noisy.shape[-2:]
@@ -95,14 +97,28 @@ def single_pass_denoise(
     The whole protocol is that one pass, so ``ensemble: protocol`` is the ensemble of the pass.
     ``progress(done, total)`` is called after every network call (tile), if given.
     """
-    if settings.restore_detail:
-        return restore_detail(noisy, single_pass_denoise(net, noisy, replace(settings, restore_detail=False), progress))
+    if settings.smooth_chroma or settings.restore_detail:
+        return finish(noisy, single_pass_denoise(net, noisy, without_finishing(settings), progress), settings)
     if settings.ensemble == "protocol":
         settings = replace(settings, ensemble="pass")
     counter = CallCounter(progress)
     network_pass = NetworkPass(net, settings, settings.tile_size or None, network_alignment(net), counter)
     counter.total = network_pass.calls(noisy.shape[0], *noisy.shape[-2:])
     return network_pass(noisy)
+
+
+def finish(noisy: torch.Tensor, denoised: torch.Tensor, settings: InferenceSettings) -> torch.Tensor:
+    """The steps after the protocol that ``settings`` asks for: chroma smoothing, then detail
+    restoration (which compares the smoothed colour with the noisy photo's)."""
+    if settings.smooth_chroma:
+        denoised = smooth_chroma(denoised)
+    if settings.restore_detail:
+        denoised = restore_detail(noisy, denoised)
+    return denoised
+
+
+def without_finishing(settings: InferenceSettings) -> InferenceSettings:
+    return replace(settings, smooth_chroma=False, restore_detail=False)
 
 
 def _whole_protocol_ensemble(

@@ -39,7 +39,9 @@ class InferenceSettings:
     tile_size: int | None = 512  # pixels per tile side for large images; None or 0: whole image at once
     tile_overlap: int = 64  # overlap of neighbouring tiles; exact for receptive fields <= overlap // 4
     precision: str = "32"  # "32", "bf16" (autocast) or "auto"
-    # After the protocol, give back local means and smoothed-away texture (ops/detail.py; the photos recipe).
+    # After the protocol, fit the colour to the brightness locally: no colour blotches (ops/chroma.py),
+    # then give back local means and smoothed-away texture (ops/detail.py); both: the photos recipe.
+    smooth_chroma: bool = False
     restore_detail: bool = False
 
     def __post_init__(self):
@@ -68,8 +70,9 @@ class InferenceSettings:
             problems.append(f"tile_overlap={self.tile_overlap} (at most half of tile_size={self.tile_size})")
         if self.precision not in PRECISIONS:
             problems.append(f"precision={self.precision!r} (expected 32, bf16 or auto)")
-        if not isinstance(self.restore_detail, bool):
-            problems.append(f"restore_detail={self.restore_detail!r} (expected true or false)")
+        for name in ("smooth_chroma", "restore_detail"):
+            if not isinstance(getattr(self, name), bool):
+                problems.append(f"{name}={getattr(self, name)!r} (expected true or false)")
         if problems:
             raise ConfigError("inference settings: " + "; ".join(problems))
 
