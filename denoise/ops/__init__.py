@@ -2,11 +2,12 @@
 
 Pure functions of tensors: phase split / merge (``phase.py``), PD and its padding (``pd.py``),
 padding to a multiple (``padding.py``), R3 (``r3.py``), tiling (``tiling.py``), the x8
-self-ensemble (``ensemble.py``), detail restoration (``detail.py``). Inference on top of them:
-the settings (``settings.py``, a frozen dataclass), the precision a pass runs in and what
-``auto`` picks on this machine (``precision.py``), one network pass (``network_pass.py``), the
-progress counters the protocols report to (``progress.py``: counts of network calls, their only
-state), the protocols themselves (``inference.py``) and their names (``protocols.py``).
+self-ensemble (``ensemble.py``), chroma smoothing (``chroma.py``), detail restoration
+(``detail.py``). Inference on top of them: the settings (``settings.py``, a frozen dataclass),
+the precision a pass runs in and what ``auto`` picks on this machine (``precision.py``), one
+network pass (``network_pass.py``), the progress counters the protocols report to
+(``progress.py``: counts of network calls, their only state), the protocols themselves
+(``inference.py``) and their names (``protocols.py``).
 """
 
 from denoise.ops.inference import blind_spot_denoise, single_pass_denoise
