@@ -1,11 +1,10 @@
 """Chroma smoothing: take the colour noise a denoised photo keeps out of it, guided by its own luma.
 
 A network trained for minutes on a few photos removes most of the noise but leaves low-frequency
-colour blotches (red / green mottling) in flat areas: camera noise is strongest in chroma, and
-its low frequencies are the part a short run learns last. Natural images are close to a local
-linear model between their channels (within a small window, colour is an affine function of
-brightness: the guided filter's model, He, Sun, Tang, ECCV 2010), so the estimate's chroma is
-replaced by its best local affine fit on the estimate's luma:
+colour blotches (red / green mottling) in flat areas, most visibly in the dark ones. Natural images
+are close to a local linear model between their channels (within a small window, colour is an
+affine function of brightness: the guided filter's model, He, Sun, Tang, ECCV 2010), so the
+estimate's chroma is replaced by its best local affine fit on the estimate's luma:
 
     opponent colours (orthonormal): Y = (R+G+B)/sqrt 3, C1 = (R-G)/sqrt 2, C2 = (R+G-2B)/sqrt 6
     C <- guided filter of C with guide Y (window 2 radius + 1, regulariser eps)
