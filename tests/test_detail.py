@@ -6,7 +6,14 @@ import torch
 
 from einops import rearrange
 
-from denoise.ops.detail import DetailRestoration, correlation_sum, gaussian_blur, interpolate, restore_detail
+from denoise.ops.detail import (
+    DetailRestoration,
+    box_mean,
+    correlation_sum,
+    gaussian_blur,
+    interpolate,
+    restore_detail,
+)
 
 
 def textured_scene(size: int = 128, seed: int = 0) -> torch.Tensor:
@@ -129,3 +136,12 @@ def test_bad_options_name_the_value(options, message):
 def test_mismatched_shapes_are_one_line():
     with pytest.raises(ValueError, match=r"same \(B, C, H, W\) shape"):
         restore_detail(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 9))
+
+
+@pytest.mark.parametrize("size", [1, 5, 9, 17])
+def test_the_separable_box_mean_is_the_mean_over_each_window(size):
+    x = torch.rand(2, 1, 23, 31, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    r = size // 2
+    padded = torch.nn.functional.pad(x, (r, r, r, r), mode="replicate")
+    windows = padded.unfold(2, size, 1).unfold(3, size, 1)  # (N, 1, H, W, size, size)
+    assert torch.allclose(box_mean(x, size), windows.mean(dim=(-2, -1)), atol=1e-14)
