@@ -8,8 +8,8 @@
 
 ``--net`` is a network config of configs/model/net, run through the blind-spot protocol (``--pd``,
 ``--r3``), or ``photos_student``: the U-Net student of ``experiment=photos_distill`` (32 channels,
-4 levels) in one pass on [0, 1] values followed by detail restoration, as its checkpoints run in
-``predict.py``.
+4 levels) in one pass on [0, 1] values followed by the recipe's chroma smoothing and detail
+restoration, as its checkpoints run in ``predict.py``.
 
 Random weights (timing only). ``--real-tiles K`` runs the network on the first K tiles of each
 kind of pass (PD pass, full-resolution R3 passes) and returns zeros for the others: every
@@ -50,6 +50,8 @@ CONFIG_ROOT = Path(__file__).resolve().parents[1] / "configs"
 CONFIGS = CONFIG_ROOT / "model" / "net"
 STUDENT = "photos_student"
 PHOTOS_RECIPE = CONFIG_ROOT / "experiment" / "photos_distill.yaml"
+# The steps after the student's pass that the recipe can switch on (InferenceSettings fields).
+FINISHING_STEPS = ("smooth_chroma", "restore_detail")
 SIDD_BLOCKS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sidd_samples" / "val_blocks.mat"
 
 
@@ -62,14 +64,15 @@ def current_rss_mb() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def photos_recipe() -> tuple[dict, bool]:
+def photos_recipe() -> tuple[dict, dict[str, bool]]:
     """The student network config of ``experiment=photos_distill`` (the student group's default
-    with the recipe's overrides) and whether the recipe restores detail after its pass."""
+    with the recipe's overrides) and the steps the recipe runs after its pass (``smooth_chroma``,
+    ``restore_detail``)."""
     recipe = OmegaConf.load(PHOTOS_RECIPE).model
     GlobalHydra.instance().clear()  # a caller may have composed another config before
     with initialize_config_dir(str(CONFIG_ROOT / "model" / "student"), version_base="1.3"):
         student = OmegaConf.merge(compose("unet"), recipe.student)
-    return student, bool(recipe.inference.restore_detail)
+    return student, {key: bool(recipe.inference.get(key, False)) for key in FINISHING_STEPS}
 
 
 def build_student(device: torch.device) -> torch.nn.Module:
@@ -158,14 +161,14 @@ def main() -> None:
     device = device_of(args)
     net = build(args.net, device)
     student = args.net == STUDENT
-    restore = student and photos_recipe()[1]
-    if student:  # one pass, then the recipe's detail restoration (the student checkpoint's settings)
+    finishing = photos_recipe()[1] if student else dict.fromkeys(FINISHING_STEPS, False)
+    if student:  # one pass, then the recipe's steps after it (the student checkpoint's settings)
         args.pd, args.r3 = 1, 0
     denoise = single_pass_denoise if student else blind_spot_denoise
     settings = InferenceSettings(
         pd_factor=args.pd,
         r3_passes=args.r3,
-        restore_detail=restore,
+        **finishing,
         tile_size=args.tile or None,
         tile_overlap=args.overlap,
         ensemble="pass" if args.ensemble else "none",
@@ -208,7 +211,9 @@ def main() -> None:
         )
     print(
         f"{args.what} {h}x{w} net={args.net} PD{args.pd} R3 T={args.r3} ensemble={args.ensemble} "
-        f"precision={args.precision} restore_detail={restore} tile={args.tile}/{args.overlap} "
+        f"precision={args.precision} "
+        + "".join(f"{key}={value} " for key, value in finishing.items())
+        + f"tile={args.tile}/{args.overlap} "
         f"device={device.type} threads={torch.get_num_threads()}: {seconds:.2f} s, "
         + (f"peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MB"
            if device.type == "cuda" else f"peak RSS {peak_rss_mb():.0f} MB (before inference {before:.0f} MB)")

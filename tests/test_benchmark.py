@@ -90,18 +90,21 @@ def test_report_gives_both_gemm_libraries_and_the_faster_as_the_peak(tmp_path):
         assert report["matmul_flop_rate"][dtype] == max(rates.values())
 
 
-def test_photo_benchmark_runs_the_photos_recipe_student_with_detail_restoration():
+def test_photo_benchmark_runs_the_photos_recipe_student_with_its_steps_after_the_pass():
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
         import benchmark_inference
     finally:
         sys.path.remove(str(ROOT / "scripts"))
-    student, restore = benchmark_inference.photos_recipe()
-    assert (student.dim, student.levels, restore) == (32, 4, True)  # configs/experiment/photos_distill.yaml
+    student, finishing = benchmark_inference.photos_recipe()
+    # configs/experiment/photos_distill.yaml: what predict.py runs with the recipe's checkpoints
+    assert (student.dim, student.levels) == (32, 4)
+    assert finishing == {"smooth_chroma": True, "restore_detail": True}
     done = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "benchmark_inference.py"), "photo", "--net", "photos_student",
          "--size", "64", "96", "--threads", "1"],
         capture_output=True, text=True, cwd=ROOT, timeout=300, check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "photo 64x96 net=photos_student PD1 R3 T=0" in done.stdout and "restore_detail=True" in done.stdout
+    assert "photo 64x96 net=photos_student PD1 R3 T=0" in done.stdout
+    assert "smooth_chroma=True restore_detail=True" in done.stdout
