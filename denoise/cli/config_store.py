@@ -136,6 +136,7 @@ TARGETS: dict[tuple[str, str], str] = {
     ("callbacks/signature", "validation_panels"): "denoise.lit.ValidationPanels",
     ("callbacks/signature", "preemption"): "denoise.lit.Preemption",
     ("callbacks/signature", "progress_bar"): "denoise.lit.progress.StepProgressBar",
+    ("callbacks/signature", "divergence_guard"): "denoise.lit.DivergenceGuard",
     ("callbacks/signature", "ema"): "lightning.pytorch.callbacks.EMAWeightAveraging",
     ("logger/signature", "csv"): "denoise.lit.loggers.ResumableCSVLogger",
     ("logger/signature", "tensorboard"): "lightning.pytorch.loggers.TensorBoardLogger",
