@@ -71,6 +71,10 @@ def positive_number() -> Rule:
     return Rule("a number > 0", lambda v: _is_number(v) and v > 0)
 
 
+def number_above(bound: float) -> Rule:
+    return Rule(f"a number > {bound:g}", lambda v: _is_number(v) and v > bound)
+
+
 def non_negative_number() -> Rule:
     return Rule("a number >= 0", lambda v: _is_number(v) and v >= 0)
 

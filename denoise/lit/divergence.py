@@ -22,29 +22,27 @@ import logging
 import statistics
 from collections import deque
 from collections.abc import Mapping
+from typing import Annotated
 
 import lightning as L
 import torch
+
+from denoise.rules import checked, integer, number_above
 
 log = logging.getLogger(__name__)
 
 
 class DivergenceGuard(L.Callback):
+    @checked("callbacks.divergence_guard.")
     def __init__(
         self,
-        factor: float = 10.0,  # a loss this many times the recent median is a strike
-        patience: int = 3,  # strikes in a row that mean divergence
-        window: int = 100,  # healthy losses the median is taken over
-        warmup: int = 20,  # healthy losses needed before anything counts as a strike
-        snapshot_every: int = 100,  # steps between snapshots of the weights and optimizer state
-        max_rollbacks: int = 3,  # then stop the run, at the good weights
+        factor: Annotated[float, number_above(1)] = 10.0,  # a loss this many times the recent median is a strike
+        patience: Annotated[int, integer(1)] = 3,  # strikes in a row that mean divergence
+        window: Annotated[int, integer(1)] = 100,  # healthy losses the median is taken over
+        warmup: Annotated[int, integer(1)] = 20,  # healthy losses needed before anything counts as a strike
+        snapshot_every: Annotated[int, integer(1)] = 100,  # steps between snapshots of weights and optimizer
+        max_rollbacks: Annotated[int, integer(1)] = 3,  # then stop the run, at the good weights
     ):
-        if not factor > 1:
-            raise ValueError(f"callbacks.divergence_guard.factor={factor!r}: expected a number > 1")
-        for name, value in (("patience", patience), ("window", window), ("warmup", warmup),
-                            ("snapshot_every", snapshot_every), ("max_rollbacks", max_rollbacks)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"callbacks.divergence_guard.{name}={value!r}: expected an integer >= 1")
         self.factor, self.patience, self.warmup = float(factor), patience, min(warmup, window)
         self.snapshot_every, self.max_rollbacks = snapshot_every, max_rollbacks
         self.healthy: deque[float] = deque(maxlen=window)
