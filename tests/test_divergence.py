@@ -10,8 +10,9 @@ import torch
 from hydra.utils import instantiate
 from torch.utils.data import DataLoader, TensorDataset
 
+from denoise.cli.errors import ONE_LINE_ERRORS
 from denoise.errors import ConfigError
-from denoise.lit.divergence import DivergenceGuard
+from denoise.lit.divergence import DivergenceGuard, TrainingDivergedError
 from tests.conftest import compose_train
 
 
@@ -89,8 +90,9 @@ def test_a_noisy_healthy_loss_is_left_alone():
 def test_a_blow_up_before_any_good_snapshot_is_an_error():
     # Thrown away after the first loss: the only snapshot holds bad weights and is never trusted.
     module, watch = Toy(corrupt=lambda step: step == 0, after_loss=True), guard(warmup=1)
-    with pytest.raises(RuntimeError, match="diverged at step 4 .* before any good snapshot; lower model.optimizer.lr"):
+    with pytest.raises(TrainingDivergedError, match="diverged at step 4 .* before any good snapshot; lower model.optimizer.lr"):
         fit(module, watch, 10)
+    assert issubclass(TrainingDivergedError, ONE_LINE_ERRORS)  # the entry points print it as one line
 
 
 @pytest.mark.parametrize(("options", "message"), [

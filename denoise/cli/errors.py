@@ -16,15 +16,16 @@ from denoise.cli.allocator import keep_freed_memory
 from denoise.cli.quiet import quiet_third_party_warnings
 from denoise.errors import UserInputError
 from denoise.lit.base import NonFiniteLossError
+from denoise.lit.divergence import TrainingDivergedError
 
 log = logging.getLogger(__name__)
 
 # Failures that are about the run, not a bug: one line, no traceback.
-ONE_LINE_ERRORS = (UserInputError, NonFiniteLossError)
+ONE_LINE_ERRORS = (UserInputError, NonFiniteLossError, TrainingDivergedError)
 
 
 def find_user_error(error: BaseException) -> Exception | None:
-    """The UserInputError (or non-finite loss) behind ``error``, also when Hydra's instantiate wrapped it."""
+    """The UserInputError (or non-finite loss, or divergence) behind ``error``, also when Hydra's instantiate wrapped it."""
     seen = set()
     while error is not None and id(error) not in seen:
         if isinstance(error, ONE_LINE_ERRORS):

@@ -33,6 +33,10 @@ from denoise.rules import checked, integer, number_above
 log = logging.getLogger(__name__)
 
 
+class TrainingDivergedError(RuntimeError):
+    """The loss blew up before any snapshot was trusted: there are no good weights to go back to."""
+
+
 class DivergenceGuard(L.Callback):
     @checked("callbacks.divergence_guard.")
     def __init__(
@@ -74,7 +78,7 @@ class DivergenceGuard(L.Callback):
         self.strikes, self.candidate = 0, None
         median = statistics.median(self.healthy)
         if self.trusted is None:
-            raise RuntimeError(f"training diverged at step {trainer.global_step} (loss {loss:.3g}, "
+            raise TrainingDivergedError(f"training diverged at step {trainer.global_step} (loss {loss:.3g}, "
                                f"{loss / median:.0f} times the recent median {median:.3g}) before any good "
                                f"snapshot; lower model.optimizer.lr")
         pl_module.load_state_dict(self.trusted["model"])
