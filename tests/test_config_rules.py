@@ -75,6 +75,10 @@ BAD_TRAIN_VALUES = {
         ("data.seed", -1),
         ("callbacks.ema.decay", 1.5), ("callbacks.ema.decay", -0.1), ("callbacks.ema.decay", "slow"),
         ("callbacks.ema.update_every_n_steps", 0), ("callbacks.ema.update_starting_at_step", -1),
+        ("callbacks.divergence_guard.factor", 1), ("callbacks.divergence_guard.factor", "big"),
+        ("callbacks.divergence_guard.patience", 0), ("callbacks.divergence_guard.window", 2.5),
+        ("callbacks.divergence_guard.warmup", -1), ("callbacks.divergence_guard.snapshot_every", 0),
+        ("callbacks.divergence_guard.max_rollbacks", True),
     ],
     ("model/net=dbsn_small",): [
         ("model.net.channels", -1), ("model.net.num_blocks", 0), ("model.net.phase_strides", [1]),
