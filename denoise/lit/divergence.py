@@ -18,7 +18,6 @@ once the next step's loss, which those weights produced, is healthy too.
 
 from __future__ import annotations
 
-import copy
 import logging
 import statistics
 from collections import deque
@@ -27,6 +26,7 @@ from typing import Annotated
 
 import lightning as L
 import torch
+from lightning_utilities.core.apply_func import apply_to_collection
 
 from denoise.rules import checked, integer, number_above
 
@@ -77,17 +77,14 @@ class DivergenceGuard(L.Callback):
     def roll_back(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: float) -> None:
         self.strikes, self.candidate = 0, None
         median = statistics.median(self.healthy)
+        when = f"at step {trainer.global_step} (loss {loss:.3g}, {loss / median:.0f} times the recent median {median:.3g})"
         if self.trusted is None:
-            raise TrainingDivergedError(f"training diverged at step {trainer.global_step} (loss {loss:.3g}, "
-                               f"{loss / median:.0f} times the recent median {median:.3g}) before any good "
-                               f"snapshot; lower model.optimizer.lr")
+            raise TrainingDivergedError(f"training diverged {when} before any good snapshot; lower model.optimizer.lr")
         pl_module.load_state_dict(self.trusted["model"])
         for optimizer, state in zip(trainer.optimizers, self.trusted["optimizers"]):
-            optimizer.load_state_dict(state)
+            optimizer.load_state_dict(state)  # moves the state back to the parameters' device
         self.rollbacks += 1
-        message = (f"Training diverged at step {trainer.global_step} (loss {loss:.3g}, {loss / median:.0f} times "
-                   f"the recent median {median:.3g}): weights and optimizer state restored from step "
-                   f"{self.trusted['step']}")
+        message = f"Training diverged {when}: weights and optimizer state restored from step {self.trusted['step']}"
         if self.rollbacks >= self.max_rollbacks:
             trainer.should_stop = True
             log.warning(f"{message}; rollback {self.rollbacks} of {self.max_rollbacks}, so the run stops here "
@@ -97,9 +94,14 @@ class DivergenceGuard(L.Callback):
 
 
 def snapshot(trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
-    """Copies of the module's weights and the optimizers' states at the current step."""
+    """Copies of the module's weights and the optimizers' states at the current step, in CPU memory:
+    a GPU run keeps its memory for training."""
+    def to_cpu(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.detach().to("cpu", copy=True)
+
     return {
         "step": trainer.global_step,
-        "model": {name: value.detach().clone() for name, value in pl_module.state_dict().items()},
-        "optimizers": [copy.deepcopy(optimizer.state_dict()) for optimizer in trainer.optimizers],
+        "model": apply_to_collection(pl_module.state_dict(), torch.Tensor, to_cpu),
+        "optimizers": [apply_to_collection(optimizer.state_dict(), torch.Tensor, to_cpu)
+                       for optimizer in trainer.optimizers],
     }
