@@ -50,8 +50,9 @@ CONFIG_ROOT = Path(__file__).resolve().parents[1] / "configs"
 CONFIGS = CONFIG_ROOT / "model" / "net"
 STUDENT = "photos_student"
 PHOTOS_RECIPE = CONFIG_ROOT / "experiment" / "photos_distill.yaml"
-# The steps after the student's pass that the recipe can switch on (InferenceSettings fields).
-FINISHING_STEPS = ("smooth_chroma", "restore_detail")
+# The steps after the student's pass that the recipe can switch on (InferenceSettings fields and
+# their values when off).
+FINISHING_STEPS = {"smooth_chroma": False, "restore_detail": False, "nonlocal_blend": 0.0}
 SIDD_BLOCKS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sidd_samples" / "val_blocks.mat"
 
 
@@ -67,12 +68,12 @@ def current_rss_mb() -> float:
 def photos_recipe() -> tuple[dict, dict[str, bool]]:
     """The student network config of ``experiment=photos_distill`` (the student group's default
     with the recipe's overrides) and the steps the recipe runs after its pass (``smooth_chroma``,
-    ``restore_detail``)."""
+    ``restore_detail``, ``nonlocal_blend``)."""
     recipe = OmegaConf.load(PHOTOS_RECIPE).model
     GlobalHydra.instance().clear()  # a caller may have composed another config before
     with initialize_config_dir(str(CONFIG_ROOT / "model" / "student"), version_base="1.3"):
         student = OmegaConf.merge(compose("unet"), recipe.student)
-    return student, {key: bool(recipe.inference.get(key, False)) for key in FINISHING_STEPS}
+    return student, {key: type(off)(recipe.inference.get(key, off)) for key, off in FINISHING_STEPS.items()}
 
 
 def build_student(device: torch.device) -> torch.nn.Module:
@@ -161,7 +162,7 @@ def main() -> None:
     device = device_of(args)
     net = build(args.net, device)
     student = args.net == STUDENT
-    finishing = photos_recipe()[1] if student else dict.fromkeys(FINISHING_STEPS, False)
+    finishing = photos_recipe()[1] if student else dict(FINISHING_STEPS)
     if student:  # one pass, then the recipe's steps after it (the student checkpoint's settings)
         args.pd, args.r3 = 1, 0
     denoise = single_pass_denoise if student else blind_spot_denoise

@@ -108,6 +108,8 @@ def test_inference_settings_are_validated_and_old_checkpoints_still_load():
         {"ensemble": "yes"},
         {"ensemble": True},
         {"smooth_chroma": "yes"},
+        {"nonlocal_blend": 1.5},
+        {"nonlocal_blend": True},
     ):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             InferenceSettings(**bad)
@@ -143,3 +145,20 @@ def test_chroma_smoothing_runs_on_the_protocols_result_before_detail_restoration
             assert torch.equal(protocol(dbsn, x, chroma), smooth_chroma(estimate))
             assert torch.equal(protocol(dbsn, x, both), restore_detail(x, smooth_chroma(estimate)))
             assert not torch.equal(smooth_chroma(estimate), estimate)
+
+
+def test_the_nonlocal_blend_runs_last_on_what_detail_restoration_gave(dbsn):
+    from denoise.ops.chroma import smooth_chroma
+    from denoise.ops.detail import restore_detail
+    from denoise.ops.inference import single_pass_denoise
+    from denoise.ops.nonlocal_means import blend_nonlocal
+
+    x = torch.rand(1, 3, 40, 36)
+    plain = InferenceSettings(pd_factor=2, r3_passes=1, tile_size=0)
+    recipe = InferenceSettings(pd_factor=2, r3_passes=1, tile_size=0, smooth_chroma=True, restore_detail=True,
+                               nonlocal_blend=0.3)
+    with torch.no_grad():
+        for protocol in (blind_spot_denoise, single_pass_denoise):
+            finished = restore_detail(x, smooth_chroma(protocol(dbsn, x, plain)))
+            assert torch.equal(protocol(dbsn, x, recipe), blend_nonlocal(x, finished, 0.3))
+            assert not torch.equal(blend_nonlocal(x, finished, 0.3), finished)

@@ -220,7 +220,7 @@ def first_line(error: BaseException) -> str:
 def graph_settings(settings: InferenceSettings) -> InferenceSettings:
     """The checkpoint's protocol reduced to what the graph computes: one float32 pass, whole image."""
     return settings.overridden({"tile_size": 0, "ensemble": "none", "precision": "32", "smooth_chroma": False,
-                                "restore_detail": False})
+                                "restore_detail": False, "nonlocal_blend": 0.0})
 
 
 def check_shape(model: DenoisingModule) -> tuple[int, int, int, int]:
@@ -272,6 +272,13 @@ def outside_graph(settings: InferenceSettings) -> list[dict[str, str]]:
             "step": "detail restoration",
             "how": "denoise.ops.detail.restore_detail(noisy, denoised): it measures the noise over the whole "
                    "image (quantiles, data-dependent masks), which one graph for every size cannot hold",
+        })
+    if settings.nonlocal_blend:
+        steps.append({
+            "step": "non-local means blend",
+            "how": f"denoise.ops.nonlocal_means.blend_nonlocal(noisy, denoised, {settings.nonlocal_blend}): a "
+                   "non-local means estimate of the noisy image, its noise level read from noisy - denoised (a "
+                   "median), averaged in with that weight, after detail restoration",
         })
     if settings.ensemble != "none":
         steps.append({"step": "x8 self-ensemble",

@@ -30,7 +30,9 @@ TEACHER_INFERENCE = {"pd_factor": 2, "r3_passes": 1, "r3_p": 0.16, "r3_pad": 0, 
 # The student is non-blind: one full-resolution pass, no PD, no R3, whatever its config says.
 STUDENT_FORCED = {"pd_factor": 1, "r3_passes": 0}
 # What the student's ``model.inference`` composes: the settings a single pass reads.
-STUDENT_INFERENCE_KEYS = ("ensemble", "tile_size", "tile_overlap", "precision", "smooth_chroma", "restore_detail")
+STUDENT_INFERENCE_KEYS = (
+    "ensemble", "tile_size", "tile_overlap", "precision", "smooth_chroma", "restore_detail", "nonlocal_blend",
+)
 
 
 class DistillationModule(DenoisingModule):

@@ -13,8 +13,9 @@ and ``single_pass_denoise(net, noisy, settings)``, the protocol of a non-blind n
 network pass on the whole image. A network pass is precision, tiling and (``ensemble: pass``)
 the x8 self-ensemble around the network (:mod:`denoise.ops.network_pass`).
 
-``smooth_chroma: true`` and ``restore_detail: true`` run :func:`denoise.ops.chroma.smooth_chroma`
-and then :func:`denoise.ops.detail.restore_detail` on the protocol's result (after any ensemble):
+``smooth_chroma: true``, ``restore_detail: true`` and ``nonlocal_blend: w`` run
+:func:`denoise.ops.chroma.smooth_chroma`, :func:`denoise.ops.detail.restore_detail` and then
+:func:`denoise.ops.nonlocal_means.blend_nonlocal` on the protocol's result (after any ensemble):
 steps of the photos recipe, not of the papers' protocols (:func:`finish`).
 
 ``ensemble: protocol`` instead wraps the whole protocol (PD + R3) in the x8 self-ensemble, as
@@ -46,6 +47,7 @@ from denoise.ops.chroma import smooth_chroma
 from denoise.ops.detail import restore_detail
 from denoise.ops.ensemble import TRANSFORMS, protocol_self_ensemble
 from denoise.ops.network_pass import NetworkFunction, NetworkPass, network_alignment
+from denoise.ops.nonlocal_means import blend_nonlocal
 from denoise.ops.pd import pad_for_pd, pd_down, pd_up
 from denoise.ops.progress import CallCounter, EnsembleProgress, Progress
 from denoise.ops.r3 import r3_refine
@@ -65,7 +67,7 @@ def blind_spot_denoise(
 
     ``progress(done, total)`` is called after every network call (tile), if given.
     """
-    if settings.smooth_chroma or settings.restore_detail:
+    if finishes(settings):
         return finish(noisy, blind_spot_denoise(net, noisy, without_finishing(settings), progress), settings)
     if settings.ensemble == "protocol":
         return _whole_protocol_ensemble(net, noisy, settings, progress)
@@ -97,7 +99,7 @@ def single_pass_denoise(
     The whole protocol is that one pass, so ``ensemble: protocol`` is the ensemble of the pass.
     ``progress(done, total)`` is called after every network call (tile), if given.
     """
-    if settings.smooth_chroma or settings.restore_detail:
+    if finishes(settings):
         return finish(noisy, single_pass_denoise(net, noisy, without_finishing(settings), progress), settings)
     if settings.ensemble == "protocol":
         settings = replace(settings, ensemble="pass")
@@ -109,16 +111,24 @@ def single_pass_denoise(
 
 def finish(noisy: torch.Tensor, denoised: torch.Tensor, settings: InferenceSettings) -> torch.Tensor:
     """The steps after the protocol that ``settings`` asks for: chroma smoothing, then detail
-    restoration (which compares the smoothed colour with the noisy photo's)."""
+    restoration (which compares the smoothed colour with the noisy photo's), then the non-local
+    means blend (which reads the noise level from what the steps before took out)."""
     if settings.smooth_chroma:
         denoised = smooth_chroma(denoised)
     if settings.restore_detail:
         denoised = restore_detail(noisy, denoised)
+    if settings.nonlocal_blend:
+        denoised = blend_nonlocal(noisy, denoised, settings.nonlocal_blend)
     return denoised
 
 
+def finishes(settings: InferenceSettings) -> bool:
+    """Whether ``settings`` ask for any step after the protocol."""
+    return settings.smooth_chroma or settings.restore_detail or settings.nonlocal_blend > 0
+
+
 def without_finishing(settings: InferenceSettings) -> InferenceSettings:
-    return replace(settings, smooth_chroma=False, restore_detail=False)
+    return replace(settings, smooth_chroma=False, restore_detail=False, nonlocal_blend=0.0)
 
 
 def _whole_protocol_ensemble(

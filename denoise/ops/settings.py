@@ -43,6 +43,9 @@ class InferenceSettings:
     # then give back local means and smoothed-away texture (ops/detail.py); both: the photos recipe.
     smooth_chroma: bool = False
     restore_detail: bool = False
+    # Last, the share of a non-local means estimate of the noisy image averaged in (ops/nonlocal_means.py;
+    # 0: none; the photos recipe: 0.3).
+    nonlocal_blend: float = 0.0
 
     def __post_init__(self):
         precision = str(self.precision).lower().removesuffix("-mixed").removesuffix("-true")
@@ -73,6 +76,9 @@ class InferenceSettings:
         for name in ("smooth_chroma", "restore_detail"):
             if not isinstance(getattr(self, name), bool):
                 problems.append(f"{name}={getattr(self, name)!r} (expected true or false)")
+        if isinstance(self.nonlocal_blend, bool) or not isinstance(self.nonlocal_blend, (int, float)) \
+                or not 0.0 <= self.nonlocal_blend <= 1.0:
+            problems.append(f"nonlocal_blend={self.nonlocal_blend!r} (expected a fraction in [0, 1])")
         if problems:
             raise ConfigError("inference settings: " + "; ".join(problems))
 
