@@ -7,7 +7,7 @@ from einops import rearrange
 from skimage.restoration import denoise_nl_means
 
 from denoise.ops.detail import gaussian_blur
-from denoise.ops.nonlocal_means import NonLocalMeans, blend_nonlocal, nonlocal_means, residual_sigma
+from denoise.ops.nonlocal_means import NonLocalMeans, blend_nonlocal, nonlocal_means, residual_sigmas
 
 
 def textured(height: int = 48, width: int = 56) -> torch.Tensor:
@@ -73,12 +73,26 @@ def test_the_blend_gives_back_texture_a_smooth_estimate_lost():
     blended = blend_nonlocal(noisy, smoothed, 0.3)
     assert rmse(blended, clean) < 0.9 * rmse(smoothed, clean)
     assert blend_nonlocal(noisy, smoothed, 0.0) is smoothed
+    # An image a denoiser left as it was has no noise level to read: it is left as it was.
+    assert torch.equal(blend_nonlocal(noisy, noisy.clone(), 0.3), noisy)
 
 
-def test_the_noise_level_is_read_from_what_the_estimate_took_out():
+def test_the_noise_level_of_each_channel_is_read_from_what_the_estimate_took_out():
     clean = textured(96, 96)
-    noisy = noisy_version(clean, 0.05)
-    assert residual_sigma(noisy, clean) == pytest.approx(0.05, rel=0.05)
+    noisy = clean + torch.tensor([0.02, 0.05, 0.1], dtype=clean.dtype).view(1, 3, 1, 1) * (noisy_version(clean, 1.0) - clean)
+    assert residual_sigmas(noisy[0], clean[0]) == pytest.approx([0.02, 0.05, 0.1], rel=0.05)
+
+
+def test_patches_are_compared_in_units_of_each_channels_noise():
+    # Scaling a channel together with its noise level changes nothing in the weights, so the
+    # estimate scales with it: each channel is compared in units of its own noise.
+    noisy = noisy_version(textured(), 0.05)
+    gains = torch.tensor([1.0, 4.0, 0.5], dtype=noisy.dtype).view(1, 3, 1, 1)
+    options = NonLocalMeans(search_radius=6, search_stride=2)
+    plain = nonlocal_means(noisy, [0.05, 0.05, 0.05], options)
+    scaled = nonlocal_means(noisy * gains, [0.05, 0.2, 0.025], options)
+    assert torch.allclose(scaled, plain * gains, atol=1e-10)
+    assert torch.allclose(nonlocal_means(noisy, 0.05, options), plain, atol=1e-12)
 
 
 def test_each_image_of_a_batch_gets_its_own_noise_level():

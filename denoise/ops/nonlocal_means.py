@@ -8,11 +8,13 @@ wherever they are in a wide search window, so it keeps repeated texture, and pix
 carry independent noise even where the noise is spatially correlated. Averaging two estimates
 whose errors differ lowers the error of both; ``weight`` is the non-local estimate's share.
 
-The non-local estimate (patch distance ``d2``: squared difference averaged over the patch and the
-channels; the weight of a candidate pixel ``exp(-max(d2 - 2 sigma^2, 0) / h^2)``, as in
-scikit-image's fast mode) needs the noise level, which is read from the photo itself: ``sigma`` is
-the robust standard deviation (1.4826 x the median absolute deviation) of ``noisy - denoised``,
-``h = h_factor * sigma``. Candidates are taken on a grid of ``search_stride`` pixels over a
+The non-local estimate needs the noise level, which is read from the photo itself: each channel's
+``sigma_c`` is the robust standard deviation (1.4826 x the median absolute deviation) of its
+``noisy - denoised``. Differences are measured in units of each channel's noise (a camera's blue
+channel is often noisier than its green): the patch distance ``d2`` is the squared difference
+``((p_c - q_c) / sigma_c)^2`` averaged over the patch and the channels, and a candidate's weight is
+``exp(-max(d2 - 2, 0) / h_factor^2)``. With one sigma for all channels this is scikit-image's fast
+mode with ``sigma`` given and ``h = h_factor * sigma``. Candidates are taken on a grid of ``search_stride`` pixels over a
 ``2 search_radius + 1`` window: a wide window buys the far, independent samples, and the stride
 keeps the cost of a window of radius 21 that of a radius-7 window searched densely.
 ``search_stride=1`` is the textbook search (``tests/test_nonlocal_means.py`` checks it against
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 
 # Median absolute deviation -> standard deviation of a Gaussian.
 MAD_TO_SIGMA = 1.4826
@@ -66,50 +69,64 @@ def blend_nonlocal(
     if weight == 0:
         return denoised
     noisy = noisy.to(denoised.dtype)
-    estimates = [nonlocal_means(n[None], residual_sigma(n, d), options) for n, d in zip(noisy, denoised)]
+    estimates = []
+    for n, d in zip(noisy, denoised):
+        sigmas = residual_sigmas(n, d)
+        # A channel with nothing taken out (most of it saturated, say) has no noise scale: keep d.
+        estimates.append(nonlocal_means(n[None], sigmas, options) if min(sigmas) > 0 else d[None])
     return torch.lerp(denoised, torch.cat(estimates), weight)
 
 
-def residual_sigma(noisy: torch.Tensor, denoised: torch.Tensor) -> float:
-    """The noise level a denoiser took out: robust standard deviation of ``noisy - denoised``."""
-    residual = (noisy - denoised).flatten()
-    residual = residual[:: max(1, residual.numel() // MEDIAN_SAMPLES)]
-    return MAD_TO_SIGMA * float((residual - residual.median()).abs().median())
+def residual_sigmas(noisy: torch.Tensor, denoised: torch.Tensor) -> list[float]:
+    """The noise level a denoiser took out of each channel of (C, H, W) images: the robust standard
+    deviation of ``noisy - denoised``."""
+    levels = []
+    for residual in (noisy - denoised).flatten(1):
+        residual = residual[:: max(1, residual.numel() // MEDIAN_SAMPLES)]
+        levels.append(MAD_TO_SIGMA * float((residual - residual.median()).abs().median()))
+    return levels
 
 
-def nonlocal_means(noisy: torch.Tensor, sigma: float, options: NonLocalMeans | None = None) -> torch.Tensor:
-    """Non-local means of (B, C, H, W) ``noisy`` with noise level ``sigma`` (see the module docstring)."""
+def nonlocal_means(
+    noisy: torch.Tensor, sigma: float | list[float], options: NonLocalMeans | None = None
+) -> torch.Tensor:
+    """Non-local means of (B, C, H, W) ``noisy`` with noise level ``sigma``, one for all channels or one
+    per channel (see the module docstring)."""
     options = options or NonLocalMeans()
     if noisy.dim() != 4:
         raise ValueError(f"nonlocal_means: expected a (B, C, H, W) image, got {tuple(noisy.shape)}")
-    if sigma <= 0:
-        return noisy  # nothing was taken out, nothing to average
+    sigmas = torch.tensor(sigma, dtype=noisy.dtype, device=noisy.device).expand(noisy.shape[1])
+    if not (sigmas > 0).all():
+        return noisy  # a channel nothing was taken out of: no scale to compare its patches in
     height = noisy.shape[-2]
     halo = options.search_radius + options.patch_radius  # rows a strip's candidates and patches reach
     strips = []
     for top in range(0, height, options.strip_rows):
         bottom = min(height, top + options.strip_rows)
         start, stop = max(0, top - halo), min(height, bottom + halo)
-        strip = nonlocal_means_whole(noisy[..., start:stop, :], sigma, options)
+        strip = nonlocal_means_whole(noisy[..., start:stop, :], sigmas, options)
         strips.append(strip[..., top - start:bottom - start, :])
     return torch.cat(strips, dim=-2)
 
 
-def nonlocal_means_whole(noisy: torch.Tensor, sigma: float, options: NonLocalMeans) -> torch.Tensor:
+def nonlocal_means_whole(noisy: torch.Tensor, sigmas: torch.Tensor, options: NonLocalMeans) -> torch.Tensor:
     """Non-local means over the whole of ``noisy`` at once (reflected at its borders)."""
     channels, height, width = noisy.shape[-3:]
     radius, patch = options.search_radius, options.patch_radius
     padded = reflect_pad(noisy, radius)
-    # Distances are summed over the channels here and averaged over them in the weight's scale.
-    scale = -1.0 / (channels * (options.h_factor * sigma) ** 2)
-    bias = 2 * channels * sigma**2
+    # In units of each channel's noise: distances summed over the channels here, averaged in the scale.
+    units = rearrange(1 / sigmas, "c -> 1 c 1 1")
+    scaled, scaled_padded = noisy * units, padded * units
+    scale = -1.0 / (channels * options.h_factor**2)
+    bias = 2.0 * channels
     numerator, denominator = torch.zeros_like(noisy), torch.zeros_like(noisy[:, :1])
     reach = radius - radius % options.search_stride
     offsets = range(-reach, reach + 1, options.search_stride)
     for dy in offsets:
         for dx in offsets:
-            candidate = padded[..., radius + dy:radius + dy + height, radius + dx:radius + dx + width]
-            distance = patch_mean((noisy - candidate).square_().sum(1, keepdim=True), patch)
+            window = (..., slice(radius + dy, radius + dy + height), slice(radius + dx, radius + dx + width))
+            candidate = padded[window]
+            distance = patch_mean((scaled - scaled_padded[window]).square_().sum(1, keepdim=True), patch)
             weight = distance.sub_(bias).clamp_min_(0).mul_(scale).exp_()
             numerator.addcmul_(weight, candidate)
             denominator.add_(weight)
