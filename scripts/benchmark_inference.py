@@ -65,7 +65,7 @@ def current_rss_mb() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def photos_recipe() -> tuple[dict, dict[str, bool]]:
+def photos_recipe() -> tuple[dict, dict[str, bool | float]]:
     """The student network config of ``experiment=photos_distill`` (the student group's default
     with the recipe's overrides) and the steps the recipe runs after its pass (``smooth_chroma``,
     ``restore_detail``, ``nonlocal_blend``)."""

@@ -121,6 +121,8 @@ def test_bad_inputs_are_named():
         blend_nonlocal(image, image[..., :4], 0.3)
     with pytest.raises(ValueError, match="B, C, H, W"):
         nonlocal_means(image[0], 0.1)
+    with pytest.raises(ValueError, match="2 noise levels for 3 channels"):
+        nonlocal_means(image, [0.1, 0.2])
 
 
 def test_float32_runs_in_float32():

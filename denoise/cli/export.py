@@ -10,8 +10,8 @@ network's protocol (PD, then R3 with random masks) is several passes around it; 
 pass would ship a model that, run as one would expect, gives a worse image than its checkpoint.
 
 The steps of the checkpoint's inference that stay outside the graph (chroma smoothing, detail
-restoration, the non-local means blend, tiling, self-ensemble, clamping, reading the file) are listed in the log line and in
-``<output>.json``, next to the model, with how to run them.
+restoration, the non-local means blend, tiling, self-ensemble, clamping, reading the file) are
+listed in the log line and in ``<output>.json``, next to the model, with how to run them.
 """
 
 from __future__ import annotations

@@ -13,12 +13,12 @@ The non-local estimate needs the noise level, which is read from the photo itsel
 ``noisy - denoised``. Differences are measured in units of each channel's noise (a camera's blue
 channel is often noisier than its green): the patch distance ``d2`` is the squared difference
 ``((p_c - q_c) / sigma_c)^2`` averaged over the patch and the channels, and a candidate's weight is
-``exp(-max(d2 - 2, 0) / h_factor^2)``. With one sigma for all channels this is scikit-image's fast
-mode with ``sigma`` given and ``h = h_factor * sigma``. Candidates are taken on a grid of ``search_stride`` pixels over a
-``2 search_radius + 1`` window: a wide window buys the far, independent samples, and the stride
-keeps the cost of a window of radius 21 that of a radius-7 window searched densely.
-``search_stride=1`` is the textbook search (``tests/test_nonlocal_means.py`` checks it against
-scikit-image's ``denoise_nl_means``).
+``exp(-max(d2 - 2, 0) / h_factor^2)``. With one sigma for all channels these are the weights of
+scikit-image's fast mode with ``sigma`` given and ``h = h_factor * sigma``. Candidates are taken on
+a grid of ``search_stride`` pixels over a ``2 search_radius + 1`` window: a wide window buys the
+far, independent samples, and the stride keeps the cost of a window of radius 21 that of a
+radius-7 window searched densely. ``search_stride=1`` is the textbook search
+(``tests/test_nonlocal_means.py`` compares it with scikit-image's ``denoise_nl_means``).
 
 It runs on the whole image after detail restoration (:mod:`denoise.ops.detail`), in strips of
 ``strip_rows`` rows so that memory stays a few strips, not a few photos. It is not part of any
@@ -95,7 +95,11 @@ def nonlocal_means(
     options = options or NonLocalMeans()
     if noisy.dim() != 4:
         raise ValueError(f"nonlocal_means: expected a (B, C, H, W) image, got {tuple(noisy.shape)}")
-    sigmas = torch.tensor(sigma, dtype=noisy.dtype, device=noisy.device).expand(noisy.shape[1])
+    sigmas = torch.tensor(sigma, dtype=noisy.dtype, device=noisy.device).flatten()
+    if sigmas.numel() not in (1, noisy.shape[1]):
+        raise ValueError(f"nonlocal_means: {sigmas.numel()} noise levels for {noisy.shape[1]} channels; "
+                         "expected one, or one per channel")
+    sigmas = sigmas.expand(noisy.shape[1])
     if not (sigmas > 0).all():
         return noisy  # a channel nothing was taken out of: no scale to compare its patches in
     height = noisy.shape[-2]
