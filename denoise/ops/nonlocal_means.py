@@ -33,10 +33,10 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from denoise.ops.detail import box_mean, subsampled_quantile
+
 # Median absolute deviation -> standard deviation of a Gaussian.
 MAD_TO_SIGMA = 1.4826
-# Medians are taken over at most this many samples (a strided subset of larger images).
-MEDIAN_SAMPLES = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -81,9 +81,9 @@ def residual_sigmas(noisy: torch.Tensor, denoised: torch.Tensor) -> list[float]:
     """The noise level a denoiser took out of each channel of (C, H, W) images: the robust standard
     deviation of ``noisy - denoised``."""
     levels = []
-    for residual in (noisy - denoised).flatten(1):
-        residual = residual[:: max(1, residual.numel() // MEDIAN_SAMPLES)]
-        levels.append(MAD_TO_SIGMA * float((residual - residual.median()).abs().median()))
+    for residual in noisy - denoised:
+        deviation = (residual - subsampled_quantile(residual, 0.5)).abs()
+        levels.append(MAD_TO_SIGMA * float(subsampled_quantile(deviation, 0.5)))
     return levels
 
 
@@ -130,18 +130,11 @@ def nonlocal_means_whole(noisy: torch.Tensor, sigmas: torch.Tensor, options: Non
         for dx in offsets:
             window = (..., slice(radius + dy, radius + dy + height), slice(radius + dx, radius + dx + width))
             candidate = padded[window]
-            distance = patch_mean((scaled - scaled_padded[window]).square_().sum(1, keepdim=True), patch)
+            distance = box_mean((scaled - scaled_padded[window]).square_().sum(1, keepdim=True), 2 * patch + 1)
             weight = distance.sub_(bias).clamp_min_(0).mul_(scale).exp_()
             numerator.addcmul_(weight, candidate)
             denominator.add_(weight)
     return numerator / denominator
-
-
-def patch_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
-    """Mean over the (2 radius + 1)^2 patch around each pixel, reflected at the borders."""
-    if radius == 0:
-        return x
-    return F.avg_pool2d(reflect_pad(x, radius), 2 * radius + 1, stride=1)
 
 
 def reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
