@@ -68,7 +68,7 @@ def exactly(value: int) -> Rule:
 
 
 def positive_number() -> Rule:
-    return Rule("a number > 0", lambda v: _is_number(v) and v > 0)
+    return number_above(0)
 
 
 def number_above(bound: float) -> Rule:
