@@ -20,8 +20,13 @@ Real camera noise is spatially correlated, so the wavelet estimate reads it too 
 adds, as a labelled reference, the named filters with one strength factor per method chosen on the
 ground truth from ``--tuned-factors`` (the best a user could get by trying strengths, and more).
 
+``--outputs label=folder`` scores images already written (by ``predict.py``, an earlier run,
+another tool: ``<folder>/<name>.<any extension>``) beside them, without running anything.
+
 Metrics: the sRGB protocol of eval.py (8-bit rounding, per-image PSNR, Gaussian and uniform
-SSIM). Writes ``results.json`` (per image, means, times, settings, machine load), ``table.md`` and
+SSIM), and on the same rounded images what a photographer sees (:mod:`denoise.metrics.appearance`):
+the edge contrast kept (1 = as sharp as the clean photo) and the blotches left in flat areas,
+luma and chroma, in 8-bit levels. Writes ``results.json`` (per image, means, times, settings, machine load), ``table.md`` and
 ``panels/`` (noisy | each method | clean, a centre crop per image) to ``--out``.
 """
 
@@ -57,8 +62,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--crop", type=int, default=256, help="side of the panels' centre crop")
     parser.add_argument("--recipe-args", default="", help="extra photos.py overrides, space-separated")
     parser.add_argument("--timeout", type=float, default=None, help="seconds before the recipe is stopped")
+    parser.add_argument("--outputs", default="", help="label=folder[,label=folder]: also score images already "
+                        "written there (same names as noisy/, any extension)")
     args = parser.parse_args(argv)
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    args.outputs = parse_outputs(parser, args.outputs)
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
         parser.error(f"--methods: unknown {', '.join(unknown)}; choose from {', '.join(METHODS)}")
@@ -71,6 +79,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if set(args.tuned) - set(FILTERS):
         parser.error(f"--tuned: expected nlm and/or bm3d, got {', '.join(args.tuned)}")
     return args
+
+
+def parse_outputs(parser: argparse.ArgumentParser, text: str) -> dict[str, Path]:
+    outputs = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        label, _, folder = item.partition("=")
+        if not label or not folder:
+            parser.error(f"--outputs: {item!r}; expected label=folder")
+        if label in (*METHODS, "noisy") or label in outputs:
+            parser.error(f"--outputs: label {label!r} is taken; choose another")
+        if not Path(folder).is_dir():
+            parser.error(f"--outputs: {folder} is not a folder")
+        outputs[label] = Path(folder)
+    return outputs
 
 
 # --- data ------------------------------------------------------------------------------------------
@@ -160,16 +182,27 @@ def teacher_outputs(run_dir: Path, pairs) -> dict:
 
 
 def read_outputs(folder: Path, pairs) -> dict:
+    """The image named like each pair's noisy photo (any extension) in ``folder``."""
     outputs = {}
     for name, noisy, _ in pairs:
-        match = [p for p in folder.glob(f"{name}.*")]
+        match = sorted(folder.glob(f"{name}.*"))
         if not match:
-            raise SystemExit(f"error: the recipe wrote no output for {name} in {folder}")
+            raise SystemExit(f"error: {folder}: no output for {name} (expected {name}.<extension>)")
         outputs[name] = read_picture(match[0])[0]
+        if outputs[name].shape != noisy.shape:
+            raise SystemExit(f"error: {match[0]}: {outputs[name].shape}; expected the noisy photo's {noisy.shape}")
     return outputs
 
 
 # --- reporting -------------------------------------------------------------------------------------
+def appearance_table(results: dict, columns: list[str]) -> str:
+    lines = ["| method | edge contrast | luma blotches | chroma blotches |", "|---|---|---|---|"]
+    for c in columns:
+        m = results["mean"][c]
+        lines.append(f"| {c} | {m['edge_contrast']:.3f} | {m['blotch_luma']:.2f} | {m['blotch_chroma']:.2f} |")
+    return "\n".join(lines)
+
+
 def table(results: dict, columns: list[str]) -> str:
     head = "| image | " + " | ".join(f"{c} PSNR / SSIM" for c in columns) + " |"
     lines = [head, "|" + "---|" * (len(columns) + 1)]
@@ -191,7 +224,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     sys.path.insert(0, str(ROOT))
     from denoise.data.formats.image_files import write_image
-    from denoise.metrics.srgb import srgb_image_metrics
+    from denoise.metrics.appearance import appearance_metrics
+    from denoise.metrics.srgb import quantize_8bit, srgb_image_metrics
 
     torch.set_num_threads(args.threads)
     if "bm3d" in args.methods and not importable("bm3d"):
@@ -219,6 +253,9 @@ def main(argv: list[str] | None = None) -> dict:
         estimates[method] = {name: FILTERS[method](noisy, sigmas[name]) for name, noisy, _ in pairs}
         seconds[method] = time.perf_counter() - started
 
+    for label, folder in args.outputs.items():
+        estimates[label] = read_outputs(folder, pairs)
+
     tuned = {}
     if args.tuned:
         for method in [m for m in args.tuned if m in args.methods]:
@@ -240,8 +277,11 @@ def main(argv: list[str] | None = None) -> dict:
     per_image = {}
     for name, _, clean in pairs:
         reference = torch.from_numpy(clean.transpose(2, 0, 1))
-        per_image[name] = {c: srgb_image_metrics(torch.from_numpy(estimates[c][name].transpose(2, 0, 1)), reference)
-                           for c in columns}
+        per_image[name] = {}
+        for c in columns:
+            estimate = torch.from_numpy(estimates[c][name].transpose(2, 0, 1))
+            rounded = quantize_8bit(estimate).numpy().transpose(1, 2, 0)
+            per_image[name][c] = {**srgb_image_metrics(estimate, reference), **appearance_metrics(rounded, clean)}
     mean = {c: {k: float(np.mean([per_image[n][c][k] for n in per_image])) for k in per_image[pairs[0][0]][c]}
             for c in columns}
     results = {
@@ -250,13 +290,15 @@ def main(argv: list[str] | None = None) -> dict:
         "estimated_sigma_255": {n: round(255 * s, 2) for n, s in sigmas.items()}, "tuned": tuned,
         "load_average": {"before": load_before, "after": machine_load()},
         "machine": machine(args.threads),
-        "protocol": "8-bit rounding; per-image PSNR (dB) and SSIM (Gaussian 11x11, sigma 1.5; uniform 7x7 in the JSON)",
+        "protocol": "8-bit rounding; per-image PSNR (dB) and SSIM (Gaussian 11x11, sigma 1.5; uniform 7x7 in the JSON); "
+                    "edge contrast and flat-area blotches (8-bit levels) of denoise.metrics.appearance",
+        "outputs": {label: str(folder) for label, folder in args.outputs.items()},
     }
     panels = out / "panels"
     panels.mkdir(exist_ok=True)
     for name, _, clean in pairs[: args.panels]:
         write_image(panels / f"{name}.png", panel([estimates[c][name] for c in columns] + [clean], args.crop))
-    text = table(results, columns)
+    text = table(results, columns) + "\n\n" + appearance_table(results, columns)
     (out / "table.md").write_text(f"{args.folder}, {args.minutes:g} min, {args.threads} threads ("
                                   f"columns: {', '.join(columns)}, clean)\n\n{text}\n")
     (out / "results.json").write_text(json.dumps(results, indent=2))
