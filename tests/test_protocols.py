@@ -18,7 +18,7 @@ from denoise.lit.importing import write_checkpoint
 from denoise.nets import DBSN
 from denoise.ops.ensemble import dihedral, dihedral_inverse
 from denoise.ops.inference import InferenceSettings, blind_spot_denoise
-from denoise.ops.protocols import PROTOCOLS, describe_protocol
+from denoise.ops.protocols import PROTOCOLS, describe_protocol, finishing_steps, protocol_summary
 from tests.conftest import REPO, compose_entry
 
 
@@ -63,6 +63,19 @@ def test_protocols_are_named_field_by_field():
     apbsn = describe_protocol(InferenceSettings(**PROTOCOLS["apbsn"]))
     assert apbsn["name"] == "apbsn" and "reflect-padded by 2" in apbsn["r3"] and "mosaic" in apbsn["pd"]
     assert describe_protocol(dataclasses.replace(tbsn, r3_pad=2))["name"] == "custom"
+    assert describe_protocol(tbsn)["finishing"] == "none"
+
+
+def test_the_photos_recipe_steps_after_the_protocol_are_named_in_the_record_and_the_log_line():
+    tbsn = InferenceSettings(**PROTOCOLS["tbsn"])
+    finished = dataclasses.replace(tbsn, smooth_chroma=True, restore_detail=True, nonlocal_blend=0.3)
+    described = describe_protocol(finished)
+    assert described["name"] == "tbsn+finishing"  # no longer the paper's protocol
+    assert described["finishing"].startswith("chroma smoothing, then detail restoration, then non-local means blend 0.3")
+    assert protocol_summary(finished).endswith("chroma smoothing, detail restoration, non-local means blend 0.3")
+    assert describe_protocol(dataclasses.replace(finished, r3_pad=2))["name"] == "custom"
+    blend_only = dataclasses.replace(tbsn, nonlocal_blend=0.5)
+    assert finishing_steps(blend_only) == ["non-local means blend 0.5"] and "chroma" not in protocol_summary(blend_only)
 
 
 def test_tbsn_checkpoint_runs_the_official_benchmark_protocol_on_sidd_bench(tmp_path):

@@ -49,6 +49,7 @@ from denoise.ops.ensemble import TRANSFORMS, protocol_self_ensemble
 from denoise.ops.network_pass import NetworkFunction, NetworkPass, network_alignment
 from denoise.ops.nonlocal_means import blend_nonlocal
 from denoise.ops.pd import pad_for_pd, pd_down, pd_up
+from denoise.ops.protocols import finishing_steps
 from denoise.ops.progress import CallCounter, EnsembleProgress, Progress
 from denoise.ops.r3 import r3_refine
 from denoise.ops.settings import InferenceSettings
@@ -124,7 +125,7 @@ def finish(noisy: torch.Tensor, denoised: torch.Tensor, settings: InferenceSetti
 
 def finishes(settings: InferenceSettings) -> bool:
     """Whether ``settings`` ask for any step after the protocol."""
-    return settings.smooth_chroma or settings.restore_detail or settings.nonlocal_blend > 0
+    return bool(finishing_steps(settings))
 
 
 def without_finishing(settings: InferenceSettings) -> InferenceSettings:

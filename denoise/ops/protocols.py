@@ -6,8 +6,10 @@
 - ``apbsn``: the official AP-BSN code: PD 2 in the mosaic layout with zero padding 2 around every
   sub-image, then R3 with 8 passes of p = 0.16, each pass on the image reflect-padded by 2.
 
-Settings that match neither are ``custom``. ``describe_protocol`` is what ``eval.py`` writes into
-``results.json``, so a result says exactly what ran.
+Settings that match neither are ``custom``. The photos recipe's steps after the protocol (chroma
+smoothing, detail restoration, the non-local means blend) are in no paper's protocol: a paper
+protocol with them is named ``<name>+finishing``. ``describe_protocol`` is what ``eval.py`` writes
+into ``results.json``, so a result says exactly what ran.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ def protocol_name(settings: InferenceSettings) -> str:
 
 
 def describe_protocol(settings: InferenceSettings) -> dict[str, str]:
-    """The protocol's name and one plain sentence per stage (PD, R3, ensemble, tiling, precision)."""
+    """The protocol's name and one plain sentence per stage (PD, R3, ensemble, tiling, precision,
+    finishing)."""
     if settings.pd_factor == 1:
         pd = "none (the network on the whole image)"
     elif settings.pd_layout == "batch":
@@ -62,6 +65,9 @@ def describe_protocol(settings: InferenceSettings) -> dict[str, str]:
         name = "tbsn_benchmark"
     elif name != "custom" and settings.ensemble != "none":
         name = f"{name}+ensemble_{settings.ensemble}"
+    steps = finishing_steps(settings)
+    if steps and name != "custom":
+        name = f"{name}+finishing"
     return {
         "name": name,
         "pd": pd,
@@ -69,7 +75,21 @@ def describe_protocol(settings: InferenceSettings) -> dict[str, str]:
         "ensemble": ensemble,
         "tiling": tiling,
         "precision": "bfloat16 autocast" if settings.precision == "bf16" else "float32",
+        "finishing": ", then ".join(steps) + " (steps of the photos recipe, in no paper's protocol)" if steps else "none",
     }
+
+
+def finishing_steps(settings: InferenceSettings) -> list[str]:
+    """The steps after the protocol that ``settings`` ask for, in the order
+    :func:`denoise.ops.inference.finish` runs them."""
+    steps = []
+    if settings.smooth_chroma:
+        steps.append("chroma smoothing")
+    if settings.restore_detail:
+        steps.append("detail restoration")
+    if settings.nonlocal_blend:
+        steps.append(f"non-local means blend {settings.nonlocal_blend:g}")
+    return steps
 
 
 def protocol_summary(settings: InferenceSettings) -> str:
@@ -85,4 +105,4 @@ def protocol_summary(settings: InferenceSettings) -> str:
         parts.append("self-ensemble x8 of the whole protocol")
     parts.append(f"tiles {settings.tile_size}/{settings.tile_overlap}" if settings.tile_size else "no tiling")
     parts.append("bf16" if settings.precision == "bf16" else "float32")
-    return ", ".join(parts)
+    return ", ".join(parts + finishing_steps(settings))
