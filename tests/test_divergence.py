@@ -10,6 +10,8 @@ import torch
 from hydra.utils import instantiate
 from torch.utils.data import DataLoader, TensorDataset
 
+from lightning.pytorch.callbacks import EMAWeightAveraging
+
 from denoise.cli.errors import ONE_LINE_ERRORS
 from denoise.errors import ConfigError
 from denoise.lit.divergence import DivergenceGuard, TrainingDivergedError
@@ -41,9 +43,9 @@ class Toy(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.5)
 
 
-def fit(module: Toy, guard: DivergenceGuard, steps: int) -> L.Trainer:
+def fit(module: Toy, guard: DivergenceGuard, steps: int, *others: L.Callback) -> L.Trainer:
     trainer = L.Trainer(accelerator="cpu", max_steps=steps, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[guard])
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[*others, guard])
     trainer.fit(module, DataLoader(TensorDataset(torch.zeros(steps, 1)), batch_size=1))
     return trainer
 
@@ -60,6 +62,32 @@ def test_a_blow_up_goes_back_to_the_last_good_weights_and_training_goes_on(caplo
     assert (module.w - 1).abs().max() < 0.1  # trained on from the restored weights
     # The snapshot of step 30 was taken before the blow-up, but no loss had vouched for it yet.
     assert "Training diverged at step 33" in caplog.text and "restored from step 20" in caplog.text
+
+
+def averaged_weights(ema: EMAWeightAveraging, trainer: L.Trainer, module: Toy) -> torch.Tensor:
+    checkpoint = {"state_dict": {}}
+    ema.on_save_checkpoint(trainer, module, checkpoint)  # where a checkpoint takes the average from
+    return checkpoint["state_dict"]["w"]
+
+
+@pytest.mark.parametrize("guarded_first", [False, True])  # the guard before or after the average's update
+def test_a_rollback_takes_the_weight_average_back_too(guarded_first):
+    def run(corrupt) -> tuple[torch.Tensor, DivergenceGuard]:
+        ema, watch = EMAWeightAveraging(decay=0.99), guard()
+        module = Toy(corrupt=corrupt)
+        trainer = L.Trainer(accelerator="cpu", max_steps=60, logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False,
+                            callbacks=[watch, ema] if guarded_first else [ema, watch])
+        trainer.fit(module, DataLoader(TensorDataset(torch.zeros(60, 1)), batch_size=1))
+        # At the end of training the model holds the average (EMAWeightAveraging copies it in).
+        assert torch.equal(averaged_weights(ema, trainer, module), module.w.detach())
+        return module.w.detach(), watch
+
+    clean_average, _ = run(lambda step: False)
+    average, watch = run(lambda step: step == 30)
+    assert watch.rollbacks == 1
+    # Kept in the average, the three strike steps' weights (about 1e3) would move it by about 10 here.
+    assert (average - clean_average).abs().max() < 0.5 and average.abs().max() < 1.5
 
 
 def test_weights_are_trusted_only_once_the_next_loss_is_healthy(caplog):

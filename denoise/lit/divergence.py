@@ -13,7 +13,11 @@ training goes on from there (the learning-rate schedule keeps its step). After `
 rollbacks the run stops with the good weights, which the last checkpoint then holds.
 
 A snapshot is taken every ``snapshot_every`` steps, after the optimizer step; it is trusted only
-once the next step's loss, which those weights produced, is healthy too.
+once the next step's loss, which those weights produced, is healthy too. It holds the average of a
+weight-averaging callback too (``callbacks=ema``): the strike steps' weights are in the average by
+the time the guard acts, and a rollback that kept them would deliver them in every checkpoint. The
+average is copied and put back through the hooks Lightning saves and resumes it with
+(``on_save_checkpoint`` / ``on_load_checkpoint``), not through its private attributes.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Annotated
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import WeightAveraging
 from lightning_utilities.core.apply_func import apply_to_collection
 
 from denoise.rules import checked, integer, number_above
@@ -83,6 +88,8 @@ class DivergenceGuard(L.Callback):
         pl_module.load_state_dict(self.trusted["model"])
         for optimizer, state in zip(trainer.optimizers, self.trusted["optimizers"]):
             optimizer.load_state_dict(state)  # moves the state back to the parameters' device
+        for callback, average in zip(averaging_callbacks(trainer), self.trusted["averages"]):
+            restore_average(trainer, pl_module, callback, average, self.trusted["model"])
         self.rollbacks += 1
         message = f"Training diverged {when}: weights and optimizer state restored from step {self.trusted['step']}"
         if self.rollbacks >= self.max_rollbacks:
@@ -94,14 +101,47 @@ class DivergenceGuard(L.Callback):
 
 
 def snapshot(trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
-    """Copies of the module's weights and the optimizers' states at the current step, in CPU memory:
-    a GPU run keeps its memory for training."""
-    def to_cpu(tensor: torch.Tensor) -> torch.Tensor:
-        return tensor.detach().to("cpu", copy=True)
-
+    """Copies of the module's weights, the optimizers' states and the weight averages at the current
+    step, in CPU memory: a GPU run keeps its memory for training."""
     return {
         "step": trainer.global_step,
-        "model": apply_to_collection(pl_module.state_dict(), torch.Tensor, to_cpu),
-        "optimizers": [apply_to_collection(optimizer.state_dict(), torch.Tensor, to_cpu)
-                       for optimizer in trainer.optimizers],
+        "model": cpu_copy(pl_module.state_dict()),
+        "optimizers": [cpu_copy(optimizer.state_dict()) for optimizer in trainer.optimizers],
+        "averages": [average_of(trainer, pl_module, callback) for callback in averaging_callbacks(trainer)],
     }
+
+
+def cpu_copy(collection):
+    return apply_to_collection(collection, torch.Tensor, lambda tensor: tensor.detach().to("cpu", copy=True))
+
+
+def averaging_callbacks(trainer: L.Trainer) -> list[WeightAveraging]:
+    return [callback for callback in trainer.callbacks if isinstance(callback, WeightAveraging)]
+
+
+def average_of(trainer: L.Trainer, pl_module: L.LightningModule, callback: WeightAveraging) -> dict | None:
+    """The callback's average as a checkpoint holds it (``state_dict``: the averaged weights;
+    ``averaging_state``: its count), with the callback's own state; None before it has one."""
+    checkpoint: dict = {"state_dict": {}}
+    callback.on_save_checkpoint(trainer, pl_module, checkpoint)
+    if "averaging_state" not in checkpoint:
+        return None
+    return cpu_copy({"state_dict": checkpoint["state_dict"], "averaging_state": checkpoint["averaging_state"],
+                     "callback": callback.state_dict()})
+
+
+def restore_average(trainer: L.Trainer, pl_module: L.LightningModule, callback: WeightAveraging,
+                    average: dict | None, model: dict) -> None:
+    if average is None:
+        return
+    checkpoint = {"state_dict": average["state_dict"], "averaging_state": average["averaging_state"],
+                  "current_model_state": model}
+    # The hook logs that it initialises the model from a checkpoint: true of resuming, not of this.
+    lightning_info = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = lightning_info.level
+    lightning_info.setLevel(logging.WARNING)
+    try:
+        callback.on_load_checkpoint(trainer, pl_module, checkpoint)
+    finally:
+        lightning_info.setLevel(level)
+    callback.load_state_dict(average["callback"])
