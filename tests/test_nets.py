@@ -157,6 +157,27 @@ def test_net_configs_instantiate_to_the_contract(name):
 
 
 @pytest.mark.parametrize("group, name", NETWORK_CONFIGS, ids=[f"{g}/{n}" for g, n in NETWORK_CONFIGS])
+def test_under_bf16_autocast_every_network_writes_its_image_in_float32(group, name):
+    """The layers compute in bf16, the output layer in float32: bf16 would round the image itself."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONFIGS / "model" / group), version_base="1.3"):
+        cfg = compose(config_name=name)
+    torch.manual_seed(0)
+    net = instantiate(cfg).eval()
+    for parameter in net.parameters():  # a closed-form start may zero an output layer: give it values
+        parameter.data.normal_(0, 0.1)
+    inner = []
+    for module in net.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.register_forward_hook(lambda module, args, out: inner.append(out.dtype))
+    x = torch.rand(1, net.in_channels, 2 * net.size_multiple, 2 * net.size_multiple)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net(x)
+    assert torch.bfloat16 in inner and out.dtype == torch.float32
+    assert (out != out.bfloat16().float()).float().mean() > 0.5  # not on bf16's grid
+
+
+@pytest.mark.parametrize("group, name", NETWORK_CONFIGS, ids=[f"{g}/{n}" for g, n in NETWORK_CONFIGS])
 def test_every_network_config_follows_the_network_contract(group, name):
     """in_channels and size_multiple as ints; the base class checks, pads, runs the body, crops."""
     GlobalHydra.instance().clear()

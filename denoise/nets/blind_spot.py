@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from denoise.nets.base import Network
+from denoise.nets.base import Network, full_precision
 from denoise.nn.fast_layers import PointwiseConv2d
 from denoise.nn.forms import check_form
 from denoise.nn.kernels import pick
@@ -61,4 +61,4 @@ class OneBranchBlindSpotNet(Network):
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         # Reflect padding copies pixels onto positions of their own parity, which the masked
         # conv never reads for the same phase: the padded network stays exactly blind.
-        return self.head(self.branch(x))
+        return full_precision(self.head, self.branch(x))

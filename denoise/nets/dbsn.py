@@ -19,7 +19,7 @@ from typing import Annotated
 import torch
 from torch import nn
 
-from denoise.nets.base import Network, network_name
+from denoise.nets.base import Network, full_precision, network_name
 from denoise.nets.blind_spot import BlindSpotBranch
 from denoise.nn.fast_layers import PointwiseConv2d
 from denoise.nn.forms import FORMS
@@ -115,4 +115,7 @@ class DBSN(Network):
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
         x = torch.cat([branch(x) for branch in self.branches], dim=1)
-        return self.tail(x)
+        *hidden, output = self.tail
+        for layer in hidden:
+            x = layer(x)
+        return full_precision(output, x)

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from denoise.nets.base import Network
+from denoise.nets.base import Network, full_precision
 from denoise.nets.blind_spot import OneBranchBlindSpotNet
 from denoise.nets.unet_frame import PER_LEVEL, WIDTH, UNetFrame, heads_per_level
 from denoise.nn.fast_layers import PointwiseConv2d
@@ -123,7 +123,7 @@ class HCANet(Network):
         self.output = nn.Conv2d(self.body.out_channels, in_channels, 3, padding=1, bias=False)
 
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
-        return self.output(self.body(self.embed(x))) + x  # the global residual
+        return full_precision(self.output, self.body(self.embed(x))) + x  # the global residual
 
 
 class BlindSpotHCANet(OneBranchBlindSpotNet):

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from denoise.nets.base import Network, network_name
+from denoise.nets.base import Network, full_precision, network_name
 from denoise.rules import checked, integer, non_negative_number
 
 
@@ -68,4 +68,4 @@ class UNet(Network):
         h = self.bottleneck(h)
         for block in self.decoder:
             h = block(torch.cat([F.interpolate(h, scale_factor=2.0, mode="nearest"), skips.pop()], dim=1))
-        return self.head(h)
+        return full_precision(self.head, h)
