@@ -8,9 +8,8 @@ import lightning as L
 import pytest
 import torch
 from hydra.utils import instantiate
-from torch.utils.data import DataLoader, TensorDataset
-
 from lightning.pytorch.callbacks import EMAWeightAveraging
+from torch.utils.data import DataLoader, TensorDataset
 
 from denoise.cli.errors import ONE_LINE_ERRORS
 from denoise.errors import ConfigError

@@ -32,7 +32,6 @@ FLAT_FRACTION = 0.3
 FLAT_WINDOW = 9
 BLOTCH_SIGMA = 3.0
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
-APPEARANCE_METRICS = ("edge_contrast", "blotch_luma", "blotch_chroma")
 
 
 def appearance_metrics(output: np.ndarray, clean: np.ndarray) -> dict[str, float]:

@@ -49,8 +49,8 @@ from denoise.ops.ensemble import TRANSFORMS, protocol_self_ensemble
 from denoise.ops.network_pass import NetworkFunction, NetworkPass, network_alignment
 from denoise.ops.nonlocal_means import blend_nonlocal
 from denoise.ops.pd import pad_for_pd, pd_down, pd_up
-from denoise.ops.protocols import finishing_steps
 from denoise.ops.progress import CallCounter, EnsembleProgress, Progress
+from denoise.ops.protocols import finishing_steps
 from denoise.ops.r3 import r3_refine
 from denoise.ops.settings import InferenceSettings
 
