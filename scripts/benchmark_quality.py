@@ -26,8 +26,9 @@ another tool: ``<folder>/<name>.<any extension>``) beside them, without running 
 Metrics: the sRGB protocol of eval.py (8-bit rounding, per-image PSNR, Gaussian and uniform
 SSIM), and on the same rounded images what a photographer sees (:mod:`denoise.metrics.appearance`):
 the edge contrast kept (1 = as sharp as the clean photo) and the blotches left in flat areas,
-luma and chroma, in 8-bit levels. Writes ``results.json`` (per image, means, times, settings, machine load), ``table.md`` and
-``panels/`` (noisy | each method | clean, a centre crop per image) to ``--out``.
+luma and chroma, in 8-bit levels. Writes ``results.json`` (per image, means, times, settings,
+machine load), ``table.md`` and ``panels/`` (noisy | each method | clean, a centre crop per image)
+to ``--out``.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def parse_outputs(parser: argparse.ArgumentParser, text: str) -> dict[str, Path]
         label, _, folder = item.partition("=")
         if not label or not folder:
             parser.error(f"--outputs: {item!r}; expected label=folder")
-        if label in (*METHODS, "noisy") or label in outputs:
+        taken = (*METHODS, "noisy", "teacher", *(f"{method}_gt_tuned" for method in FILTERS))
+        if label in taken or label in outputs:
             parser.error(f"--outputs: label {label!r} is taken; choose another")
         if not Path(folder).is_dir():
             parser.error(f"--outputs: {folder} is not a folder")

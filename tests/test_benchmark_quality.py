@@ -90,6 +90,7 @@ def test_outputs_written_elsewhere_are_scored_beside_the_methods(tmp_path):
 @pytest.mark.parametrize("outputs, expected", [
     ("mine", "--outputs: 'mine'; expected label=folder"),
     ("nlm={written}", "--outputs: label 'nlm' is taken; choose another"),
+    ("bm3d_gt_tuned={written}", "--outputs: label 'bm3d_gt_tuned' is taken; choose another"),
     ("mine={missing}", "--outputs: {missing} is not a folder"),
 ])
 def test_bad_outputs_are_one_line(tmp_path, outputs, expected):
