@@ -45,9 +45,10 @@ def compose_entry(name: str, overrides: list[str], run_dir: Path):
     return cfg
 
 
-def compose_net(name: str):
+def compose_net(name: str, group: str = "net"):
+    """The config of ``configs/model/<group>/<name>.yaml`` (group ``net`` or ``student``)."""
     GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONFIGS / "model" / "net"), version_base="1.3"):
+    with initialize_config_dir(str(CONFIGS / "model" / group), version_base="1.3"):
         return compose(name)
 
 

@@ -2,8 +2,6 @@
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 
 from denoise.errors import ConfigError
@@ -159,9 +157,7 @@ def test_net_configs_instantiate_to_the_contract(name):
 @pytest.mark.parametrize("group, name", NETWORK_CONFIGS, ids=[f"{g}/{n}" for g, n in NETWORK_CONFIGS])
 def test_under_bf16_autocast_every_network_writes_its_image_in_float32(group, name):
     """The layers compute in bf16, the output layer in float32: bf16 would round the image itself."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONFIGS / "model" / group), version_base="1.3"):
-        cfg = compose(config_name=name)
+    cfg = compose_net(name, group)
     torch.manual_seed(0)
     net = instantiate(cfg).eval()
     for parameter in net.parameters():  # a closed-form start may zero an output layer: give it values
@@ -180,9 +176,7 @@ def test_under_bf16_autocast_every_network_writes_its_image_in_float32(group, na
 @pytest.mark.parametrize("group, name", NETWORK_CONFIGS, ids=[f"{g}/{n}" for g, n in NETWORK_CONFIGS])
 def test_every_network_config_follows_the_network_contract(group, name):
     """in_channels and size_multiple as ints; the base class checks, pads, runs the body, crops."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONFIGS / "model" / group), version_base="1.3"):
-        cfg = compose(config_name=name)
+    cfg = compose_net(name, group)
     torch.manual_seed(0)
     net = instantiate(cfg).eval()
     assert isinstance(net, Network) and type(net).forward is Network.forward
