@@ -45,14 +45,12 @@ from denoise.ops.inference import (
     network_alignment,
     single_pass_denoise,
 )
+from denoise.ops.settings import FINISHING_OFF
 
 CONFIG_ROOT = Path(__file__).resolve().parents[1] / "configs"
 CONFIGS = CONFIG_ROOT / "model" / "net"
 STUDENT = "photos_student"
 PHOTOS_RECIPE = CONFIG_ROOT / "experiment" / "photos_distill.yaml"
-# The steps after the student's pass that the recipe can switch on (InferenceSettings fields and
-# their values when off).
-FINISHING_STEPS = {"smooth_chroma": False, "restore_detail": False, "nonlocal_blend": 0.0}
 SIDD_BLOCKS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sidd_samples" / "val_blocks.mat"
 
 
@@ -73,7 +71,7 @@ def photos_recipe() -> tuple[dict, dict[str, bool | float]]:
     GlobalHydra.instance().clear()  # a caller may have composed another config before
     with initialize_config_dir(str(CONFIG_ROOT / "model" / "student"), version_base="1.3"):
         student = OmegaConf.merge(compose("unet"), recipe.student)
-    return student, {key: type(off)(recipe.inference.get(key, off)) for key, off in FINISHING_STEPS.items()}
+    return student, {key: type(off)(recipe.inference.get(key, off)) for key, off in FINISHING_OFF.items()}
 
 
 def build_student(device: torch.device) -> torch.nn.Module:
@@ -162,7 +160,7 @@ def main() -> None:
     device = device_of(args)
     net = build(args.net, device)
     student = args.net == STUDENT
-    finishing = photos_recipe()[1] if student else dict(FINISHING_STEPS)
+    finishing = photos_recipe()[1] if student else dict(FINISHING_OFF)
     if student:  # one pass, then the recipe's steps after it (the student checkpoint's settings)
         args.pd, args.r3 = 1, 0
     denoise = single_pass_denoise if student else blind_spot_denoise

@@ -33,6 +33,7 @@ from denoise.errors import ConfigError
 from denoise.lit import BlindSpotModule, DenoisingModule, DistillationModule, load_model
 from denoise.nets.base import Network
 from denoise.ops import InferenceSettings
+from denoise.ops.settings import FINISHING_OFF
 
 log = logging.getLogger(__name__)
 
@@ -219,8 +220,7 @@ def first_line(error: BaseException) -> str:
 # --- the check against PyTorch ------------------------------------------------------------------
 def graph_settings(settings: InferenceSettings) -> InferenceSettings:
     """The checkpoint's protocol reduced to what the graph computes: one float32 pass, whole image."""
-    return settings.overridden({"tile_size": 0, "ensemble": "none", "precision": "32", "smooth_chroma": False,
-                                "restore_detail": False, "nonlocal_blend": 0.0})
+    return settings.overridden({"tile_size": 0, "ensemble": "none", "precision": "32", **FINISHING_OFF})
 
 
 def check_shape(model: DenoisingModule) -> tuple[int, int, int, int]:

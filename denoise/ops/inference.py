@@ -52,7 +52,7 @@ from denoise.ops.pd import pad_for_pd, pd_down, pd_up
 from denoise.ops.progress import CallCounter, EnsembleProgress, Progress
 from denoise.ops.protocols import finishing_steps
 from denoise.ops.r3 import r3_refine
-from denoise.ops.settings import InferenceSettings
+from denoise.ops.settings import FINISHING_OFF, InferenceSettings
 
 # The protocols, and the names earlier code imports from this module (their homes are above).
 __all__ = [
@@ -129,7 +129,7 @@ def finishes(settings: InferenceSettings) -> bool:
 
 
 def without_finishing(settings: InferenceSettings) -> InferenceSettings:
-    return replace(settings, smooth_chroma=False, restore_detail=False, nonlocal_blend=0.0)
+    return replace(settings, **FINISHING_OFF)
 
 
 def _whole_protocol_ensemble(

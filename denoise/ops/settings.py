@@ -20,6 +20,9 @@ from denoise.ops.pd import LAYOUTS
 PRECISIONS = ("32", "bf16", "auto")
 # none; pass: x8 around every network pass; protocol: x8 around the whole PD + R3 protocol.
 ENSEMBLES = ("none", "pass", "protocol")
+# The steps after the protocol (the photos recipe's; ops/inference.py's finish) and their values
+# when off: what a network pass alone, an exported graph or a paper protocol runs with.
+FINISHING_OFF = {"smooth_chroma": False, "restore_detail": False, "nonlocal_blend": 0.0}
 
 
 @dataclass(frozen=True)
