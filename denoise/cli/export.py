@@ -280,6 +280,13 @@ def outside_graph(settings: InferenceSettings) -> list[dict[str, str]]:
                    "non-local means estimate of the noisy image, its noise level read from noisy - denoised (a "
                    "median), averaged in with that weight, after detail restoration",
         })
+    if settings.edge_wiener_passes:
+        steps.append({
+            "step": "collaborative Wiener on edges",
+            "how": f"denoise.ops.collaborative_wiener.sharpen_edges(noisy, denoised), {settings.edge_wiener_passes} "
+                   "times, last: patches grouped by similarity and Wiener-filtered with the denoised photo as the "
+                   "pilot, on the strongest edges only; data-dependent groups no graph holds",
+        })
     if settings.ensemble != "none":
         steps.append({"step": "x8 self-ensemble",
                       "how": "average the graph's outputs over the 8 flips / rotations of the input"})

@@ -32,6 +32,7 @@ STUDENT_FORCED = {"pd_factor": 1, "r3_passes": 0}
 # What the student's ``model.inference`` composes: the settings a single pass reads.
 STUDENT_INFERENCE_KEYS = (
     "ensemble", "tile_size", "tile_overlap", "precision", "smooth_chroma", "restore_detail", "nonlocal_blend",
+    "edge_wiener_passes",
 )
 
 

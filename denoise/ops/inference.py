@@ -44,6 +44,7 @@ from dataclasses import replace
 import torch
 
 from denoise.ops.chroma import smooth_chroma
+from denoise.ops.collaborative_wiener import sharpen_edges
 from denoise.ops.detail import restore_detail
 from denoise.ops.ensemble import TRANSFORMS, protocol_self_ensemble
 from denoise.ops.network_pass import NetworkFunction, NetworkPass, network_alignment
@@ -113,13 +114,16 @@ def single_pass_denoise(
 def finish(noisy: torch.Tensor, denoised: torch.Tensor, settings: InferenceSettings) -> torch.Tensor:
     """The steps after the protocol that ``settings`` asks for: chroma smoothing, then detail
     restoration (which compares the smoothed colour with the noisy photo's), then the non-local
-    means blend (which reads the noise level from what the steps before took out)."""
+    means blend (which reads the noise level from what the steps before took out), then the passes of
+    collaborative Wiener filtering on the edges (guided by all that came before)."""
     if settings.smooth_chroma:
         denoised = smooth_chroma(denoised)
     if settings.restore_detail:
         denoised = restore_detail(noisy, denoised)
     if settings.nonlocal_blend:
         denoised = blend_nonlocal(noisy, denoised, settings.nonlocal_blend)
+    for _ in range(settings.edge_wiener_passes):
+        denoised = sharpen_edges(noisy, denoised)
     return denoised
 
 

@@ -89,6 +89,8 @@ def finishing_steps(settings: InferenceSettings) -> list[str]:
         steps.append("detail restoration")
     if settings.nonlocal_blend:
         steps.append(f"non-local means blend {settings.nonlocal_blend:g}")
+    if settings.edge_wiener_passes:
+        steps.append(f"collaborative Wiener on edges x{settings.edge_wiener_passes}")
     return steps
 
 

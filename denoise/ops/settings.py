@@ -22,7 +22,7 @@ PRECISIONS = ("32", "bf16", "auto")
 ENSEMBLES = ("none", "pass", "protocol")
 # The steps after the protocol (the photos recipe's; ops/inference.py's finish) and their values
 # when off: what a network pass alone, an exported graph or a paper protocol runs with.
-FINISHING_OFF = {"smooth_chroma": False, "restore_detail": False, "nonlocal_blend": 0.0}
+FINISHING_OFF = {"smooth_chroma": False, "restore_detail": False, "nonlocal_blend": 0.0, "edge_wiener_passes": 0}
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,9 @@ class InferenceSettings:
     # Last, the share of a non-local means estimate of the noisy image averaged in (ops/nonlocal_means.py;
     # 0: none; the photos recipe: 0.3).
     nonlocal_blend: float = 0.0
+    # Then this many passes of collaborative Wiener filtering on the edges, which gives back the
+    # sharpness a student smooths away (ops/collaborative_wiener.py; 0: none; the photos recipe: 2).
+    edge_wiener_passes: int = 0
 
     def __post_init__(self):
         precision = str(self.precision).lower().removesuffix("-mixed").removesuffix("-true")
@@ -60,7 +63,7 @@ class InferenceSettings:
             problems.append(f"pd_factor={self.pd_factor!r} (expected an integer >= 1)")
         if self.pd_layout not in LAYOUTS:
             problems.append(f"pd_layout={self.pd_layout!r} (expected one of {', '.join(LAYOUTS)})")
-        for name in ("pd_pad", "r3_passes", "r3_pad", "tile_overlap"):
+        for name in ("pd_pad", "r3_passes", "r3_pad", "tile_overlap", "edge_wiener_passes"):
             value = getattr(self, name)
             if not _is_int(value) or value < 0:
                 problems.append(f"{name}={value!r} (expected an integer >= 0)")
