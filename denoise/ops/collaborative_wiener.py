@@ -114,7 +114,9 @@ def edge_gate(luma: torch.Tensor, options: CollaborativeWiener) -> torch.Tensor:
     if options.gate_blur > 0:
         gradient = gaussian_blur(gradient, options.gate_blur)
     strong = subsampled_quantile(gradient, options.edge_quantile)
-    if not strong > 0:
+    # Gradients at the level of rounding (a flat image) are no edges.
+    rounding = 64 * torch.finfo(luma.dtype).eps * max(1.0, float(luma.abs().max()))
+    if not strong > rounding:
         return torch.zeros_like(luma)
     return (gradient[0, 0] / strong).clamp(max=1).square()
 
@@ -159,39 +161,42 @@ def collaborative_wiener(
     """The collaborative Wiener estimate of (C, H, W) ``noisy`` where ``gate`` reaches the floor,
     grouped on ``pilot``'s first channel; ``pilot`` where no group reaches."""
     variance = options.noise_margin * patch_noise_variance(noisy, pilot, options.patch_size)
-    height = noisy.shape[-2]
-    halo = options.search_radius + options.patch_size
+    height, width = noisy.shape[-2:]
+    size, radius = options.patch_size, options.search_radius
+    # References: on one grid over the whole image (strips take their rows of it), where the gate
+    # reaches the floor somewhere on the patch.
+    gate_reach = F.max_pool2d(gate[None, None], size, stride=1)[0, 0]
+    ref_y, ref_x = torch.meshgrid(grid(0, height - size, options.reference_stride),
+                                  grid(0, width - size, options.reference_stride), indexing="ij")
+    keep = gate_reach[ref_y, ref_x] >= options.gate_floor
+    ref_y, ref_x = ref_y[keep], ref_x[keep]
+    # A group's patches lie within the search radius of its reference: the groups that add to rows
+    # top..bottom - 1 are those of references within radius + size of them, and their candidates
+    # lie within 2 radius + size.
+    halo = 2 * radius + size
     strips = []
     for top in range(0, height, options.strip_rows):
         bottom = min(height, top + options.strip_rows)
         start, stop = max(0, top - halo), min(height, bottom + halo)
+        mine = (ref_y > top - size - radius) & (ref_y < bottom + radius)
         strip = collaborative_wiener_whole(
-            noisy[:, start:stop], pilot[:, start:stop], gate[start:stop], variance, options,
-            rows=(top - start, bottom - start),
+            noisy[:, start:stop], pilot[:, start:stop], variance, ref_y[mine] - start, ref_x[mine], options
         )
         strips.append(strip[:, top - start:bottom - start])
     return torch.cat(strips, dim=-2)
 
 
 def collaborative_wiener_whole(
-    noisy: torch.Tensor, pilot: torch.Tensor, gate: torch.Tensor, variance: torch.Tensor,
-    options: CollaborativeWiener, rows: tuple[int, int],
+    noisy: torch.Tensor, pilot: torch.Tensor, variance: torch.Tensor, ref_y: torch.Tensor, ref_x: torch.Tensor,
+    options: CollaborativeWiener,
 ) -> torch.Tensor:
-    """The estimate over the whole of (C, H, W) ``noisy``, with reference patches in ``rows`` only."""
+    """The estimate over the whole of (C, H, W) ``noisy`` from the groups of the reference patches at
+    ``(ref_y, ref_x)`` (their top-left corners); ``pilot`` where no group reaches."""
     channels, height, width = noisy.shape
     size, radius = options.patch_size, options.search_radius
-    if height < size:
-        return pilot
-    # References: on the grid, touching the rows asked for, where the gate reaches the floor.
-    last_y, last_x = height - size, width - size
-    ys = grid(max(0, rows[0] - size + 1), min(last_y, rows[1] - 1), options.reference_stride)
-    xs = grid(0, last_x, options.reference_stride)
-    gate_reach = F.max_pool2d(gate[None, None], size, stride=1)[0, 0]  # the gate's max over each patch
-    ref_y, ref_x = torch.meshgrid(ys, xs, indexing="ij")
-    keep = gate_reach[ref_y, ref_x] >= options.gate_floor
-    ref_y, ref_x = ref_y[keep], ref_x[keep]
     if ref_y.numel() == 0:
         return pilot
+    last_y, last_x = height - size, width - size
     # Candidates: every search_stride-th offset within the radius, kept inside the image.
     steps = torch.arange(-radius, radius + 1, options.search_stride, device=noisy.device)
     off_y, off_x = (o.flatten() for o in torch.meshgrid(steps, steps, indexing="ij"))
