@@ -78,10 +78,11 @@ def test_the_sidecar_and_the_log_name_what_runs_outside_the_graph(photos_student
     assert sidecar["input"]["shape"] == ["batch", 3, "height", "width"]
     assert sidecar["input"]["min_side"] == module.size_multiple + 1
     assert sidecar["network"]["_target_"].endswith("UNet") and sidecar["parameters"] == 381_347
-    # The photos student smooths chroma, restores detail and blends in non-local means after its
-    # pass: outside the graph.
+    # The photos student smooths chroma, restores detail, blends in non-local means and sharpens its
+    # edges after its pass: outside the graph.
     outside = [step["step"] for step in sidecar["outside_graph"]]
-    assert {"chroma smoothing", "detail restoration", "non-local means blend", "clamping", "tiling"} <= set(outside)
+    assert {"chroma smoothing", "detail restoration", "non-local means blend", "collaborative Wiener on edges",
+            "clamping", "tiling"} <= set(outside)
     log = (target.parents[2] / "run" / "export.log").read_text()
     assert "outside the graph" in log and all(step in log for step in outside)
 
@@ -101,6 +102,7 @@ def test_a_non_blind_hcanet_student_exports_too(tmp_path):
     assert "detail restoration" not in result["outside_graph"]
     assert "chroma smoothing" not in result["outside_graph"]
     assert "non-local means blend" not in result["outside_graph"]
+    assert "collaborative Wiener on edges" not in result["outside_graph"]
 
 
 def test_a_blind_spot_checkpoint_is_refused_in_one_line(tmp_path):

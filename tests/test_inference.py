@@ -110,6 +110,9 @@ def test_inference_settings_are_validated_and_old_checkpoints_still_load():
         {"smooth_chroma": "yes"},
         {"nonlocal_blend": 1.5},
         {"nonlocal_blend": True},
+        {"edge_wiener_passes": -1},
+        {"edge_wiener_passes": 1.5},
+        {"edge_wiener_passes": True},
     ):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             InferenceSettings(**bad)
@@ -162,3 +165,22 @@ def test_the_nonlocal_blend_runs_last_on_what_detail_restoration_gave(dbsn):
             finished = restore_detail(x, smooth_chroma(protocol(dbsn, x, plain)))
             assert torch.equal(protocol(dbsn, x, recipe), blend_nonlocal(x, finished, 0.3))
             assert not torch.equal(blend_nonlocal(x, finished, 0.3), finished)
+
+
+def test_the_edge_wiener_passes_run_last_each_on_what_the_one_before_gave(dbsn):
+    from denoise.ops.chroma import smooth_chroma
+    from denoise.ops.collaborative_wiener import sharpen_edges
+    from denoise.ops.detail import restore_detail
+    from denoise.ops.inference import single_pass_denoise
+    from denoise.ops.nonlocal_means import blend_nonlocal
+
+    x = torch.rand(1, 3, 40, 36, generator=torch.Generator().manual_seed(0))
+    plain = InferenceSettings(pd_factor=2, r3_passes=1, tile_size=0)
+    recipe = InferenceSettings(pd_factor=2, r3_passes=1, tile_size=0, smooth_chroma=True, restore_detail=True,
+                               nonlocal_blend=0.3, edge_wiener_passes=2)
+    with torch.no_grad():
+        for protocol in (blind_spot_denoise, single_pass_denoise):
+            blended = blend_nonlocal(x, restore_detail(x, smooth_chroma(protocol(dbsn, x, plain))), 0.3)
+            once = sharpen_edges(x, blended)
+            assert torch.equal(protocol(dbsn, x, recipe), sharpen_edges(x, once))
+            assert not torch.equal(once, blended) and not torch.equal(sharpen_edges(x, once), once)

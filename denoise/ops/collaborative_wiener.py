@@ -51,7 +51,7 @@ from denoise.ops.nonlocal_means import MAD_TO_SIGMA, reflect_pad
 class CollaborativeWiener:
     patch_size: int = 8         # pixels per patch side (BM3D: 8)
     group_size: int = 16        # patches per group (BM3D's Wiener stage: 32 at most; 16 here)
-    search_radius: int = 10     # pixels: candidates lie within this distance in x and in y
+    search_radius: int = 7      # pixels: candidates lie within this distance in x and in y
     search_stride: int = 1      # pixels between candidate positions
     reference_stride: int = 3   # pixels between reference patches (BM3D: 3)
     noise_margin: float = 1.5   # the Wiener gains use this multiple of the measured noise variance
