@@ -196,51 +196,84 @@ def collaborative_wiener_whole(
     size, radius = options.patch_size, options.search_radius
     if ref_y.numel() == 0:
         return pilot
-    last_y, last_x = height - size, width - size
-    # Candidates: every search_stride-th offset within the radius, kept inside the image.
+    # Candidates: every search_stride-th offset within the radius; those outside the image are never
+    # chosen, and at least group_size lie inside it, even at a corner.
     steps = torch.arange(-radius, radius + 1, options.search_stride, device=noisy.device)
     off_y, off_x = (o.flatten() for o in torch.meshgrid(steps, steps, indexing="ij"))
-    cand_y = (ref_y[:, None] + off_y).clamp(0, last_y)
-    cand_x = (ref_x[:, None] + off_x).clamp(0, last_x)
-    luma_patches = pilot[0].unfold(0, size, 1).unfold(1, size, 1)  # (H-s+1, W-s+1, s, s), a view
+    group_size = min(options.group_size, (radius // options.search_stride + 1) ** 2)
+    distances = patch_distances(pilot[0], ref_y, ref_x, off_y, off_x, size)
     noisy_patches = noisy.unfold(1, size, 1).unfold(2, size, 1)     # (C, H-s+1, W-s+1, s, s)
     pilot_patches = pilot.unfold(1, size, 1).unfold(2, size, 1)
+    # The 3-D transform as two matrix products: the 2-D DCT of a flattened patch is one product with
+    # the Kronecker product of the 1-D DCTs, and the DCT across the group another.
     basis = dct_matrix(size, noisy.dtype, noisy.device)
+    patch_basis = torch.kron(basis, basis)  # (s^2, s^2), rows: 2-D frequencies
+    group_basis = dct_matrix(group_size, noisy.dtype, noisy.device)
+    noise = rearrange(variance, "c p q -> c 1 (p q) 1")
     # Patch borders overlap most and match least: weigh patch centres more (BM3D's Kaiser window).
     taper = torch.kaiser_window(size, periodic=False, beta=options.window_beta, dtype=noisy.dtype, device=noisy.device)
-    window = torch.outer(taper, taper).expand(1, 1, 1, size, size)
+    window = rearrange(torch.outer(taper, taper), "p q -> (p q) 1")
     numerator = torch.zeros_like(noisy)
     denominator = torch.zeros_like(noisy)
-    chunk = max(1, 2**22 // (off_y.numel() * size * size))
+    chunk = max(1, 2**22 // (group_size * size * size))
     for begin in range(0, ref_y.numel(), chunk):
         part = slice(begin, begin + chunk)
-        y, x, cy, cx = ref_y[part], ref_x[part], cand_y[part], cand_x[part]
-        distance = (luma_patches[cy, cx] - luma_patches[y, x][:, None]).square().sum((-1, -2))
-        # A clamped candidate can repeat another; the reference itself is at distance 0 and comes first.
-        nearest = distance.topk(min(options.group_size, distance.shape[1]), dim=1, largest=False).indices
-        gy, gx = cy.gather(1, nearest), cx.gather(1, nearest)
-        group_size = gy.shape[1]
-        group_basis = dct_matrix(group_size, noisy.dtype, noisy.device)
-        spectra = []
-        for patches in (noisy_patches, pilot_patches):
-            group = patches[:, gy, gx]  # (C, N, K, s, s)
-            spectra.append(torch.einsum("kj,cnjpq->cnkpq", group_basis, basis @ group @ basis.T))
-        noisy_spectrum, pilot_spectrum = spectra
-        noise = variance[:, None, None]  # (C, 1, 1, s, s)
+        # The reference itself is at distance 0 and comes first.
+        nearest = distances[part].topk(group_size, dim=1, largest=False).indices
+        gy, gx = ref_y[part, None] + off_y[nearest], ref_x[part, None] + off_x[nearest]
+        noisy_spectrum, pilot_spectrum = (
+            group_transform(rearrange(patches[:, gy, gx], "c n k p q -> c n (p q) k"), patch_basis, group_basis)
+            for patches in (noisy_patches, pilot_patches)
+        )  # (C, N, s^2, K)
         shrink = pilot_spectrum.square() / (pilot_spectrum.square() + noise)
-        estimate = shrink * noisy_spectrum
-        estimate = basis.T @ torch.einsum("kj,cnkpq->cnjpq", group_basis, estimate) @ basis
-        weight = 1.0 / (shrink.square() * noise).sum((2, 3, 4)).clamp_min(1e-12)  # (C, N)
+        weight = 1.0 / (shrink.square() * noise).sum((2, 3)).clamp_min(1e-12)  # (C, N)
+        estimate = patch_basis.T @ (shrink * noisy_spectrum) @ group_basis  # (C, N, s^2, K): the inverse
         # Add each patch back where it came from.
-        pixel_y = gy[..., None, None] + torch.arange(size, device=noisy.device)[:, None]
-        pixel_x = gx[..., None, None] + torch.arange(size, device=noisy.device)
+        pixel_y = gy[:, None, :] + rearrange(torch.arange(size, device=noisy.device).repeat_interleave(size), "f -> 1 f 1")
+        pixel_x = gx[:, None, :] + rearrange(torch.arange(size, device=noisy.device).repeat(size), "f -> 1 f 1")
         index = (pixel_y * width + pixel_x).flatten()
-        spread = (weight[..., None, None, None] * window).expand_as(estimate)
-        weighted = estimate * spread
-        numerator.view(channels, -1).index_add_(1, index, weighted.reshape(channels, -1))
+        spread = (weight[..., None, None] * window).expand_as(estimate)
+        numerator.view(channels, -1).index_add_(1, index, (estimate * spread).reshape(channels, -1))
         denominator.view(channels, -1).index_add_(1, index, spread.reshape(channels, -1))
     covered = denominator > 0
     return torch.where(covered, numerator / denominator.clamp_min(1e-30), pilot)
+
+
+def patch_distances(
+    luma: torch.Tensor, ref_y: torch.Tensor, ref_x: torch.Tensor, off_y: torch.Tensor, off_x: torch.Tensor, size: int
+) -> torch.Tensor:
+    """(N, O) squared distances between the ``size`` patches of (H, W) ``luma`` at the N references and
+    at each of the O offsets from them; infinite where the offset patch leaves the image. One image-
+    wide box sum per offset: cheaper than gathering N x O patches."""
+    height, width = luma.shape
+    reach = int(max(off_y.abs().max(), off_x.abs().max()))
+    padded = F.pad(luma[None, None], (reach,) * 4)
+    distances = torch.empty(ref_y.numel(), off_y.numel(), dtype=luma.dtype, device=luma.device)
+    for column, (dy, dx) in enumerate(zip(off_y.tolist(), off_x.tolist())):
+        shifted = padded[..., reach + dy:reach + dy + height, reach + dx:reach + dx + width]
+        box = window_sums((luma - shifted).square_()[0, 0], size)
+        distances[:, column] = box[ref_y, ref_x]
+    inside = ((ref_y[:, None] + off_y >= 0) & (ref_y[:, None] + off_y <= height - size)
+              & (ref_x[:, None] + off_x >= 0) & (ref_x[:, None] + off_x <= width - size))
+    return distances.masked_fill_(~inside, float("inf"))
+
+
+def group_transform(groups: torch.Tensor, patch_basis: torch.Tensor, group_basis: torch.Tensor) -> torch.Tensor:
+    """The 3-D DCT of (..., s^2, K) groups of flattened patches: 2-D DCT of each patch, then across the group."""
+    return patch_basis @ groups @ group_basis.T
+
+
+def window_sums(image: torch.Tensor, size: int) -> torch.Tensor:
+    """The sum of every ``size`` x ``size`` window of (H, W) ``image``: (H - size + 1, W - size + 1).
+    Separable shifted adds, which run several times faster here than pooling or cumulative sums."""
+    height, width = image.shape
+    rows = image[:, : width - size + 1].clone()
+    for shift in range(1, size):
+        rows += image[:, shift:width - size + 1 + shift]
+    sums = rows[: height - size + 1].clone()
+    for shift in range(1, size):
+        sums += rows[shift:height - size + 1 + shift]
+    return sums
 
 
 def grid(first: int, last: int, stride: int) -> torch.Tensor:
