@@ -99,7 +99,7 @@ def test_photo_benchmark_runs_the_photos_recipe_student_with_its_steps_after_the
     student, finishing = benchmark_inference.photos_recipe()
     # configs/experiment/photos_distill.yaml: what predict.py runs with the recipe's checkpoints
     assert (student.dim, student.levels) == (32, 4)
-    assert finishing == {"smooth_chroma": True, "restore_detail": True, "nonlocal_blend": 0.3, "edge_wiener_passes": 2}
+    assert finishing == {"smooth_chroma": True, "restore_detail": True, "nonlocal_blend": 0.3, "edge_wiener_passes": 1}
     done = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "benchmark_inference.py"), "photo", "--net", "photos_student",
          "--size", "64", "96", "--threads", "1"],
@@ -107,4 +107,4 @@ def test_photo_benchmark_runs_the_photos_recipe_student_with_its_steps_after_the
     )
     assert done.returncode == 0, done.stderr
     assert "photo 64x96 net=photos_student PD1 R3 T=0" in done.stdout
-    assert "smooth_chroma=True restore_detail=True nonlocal_blend=0.3 edge_wiener_passes=2" in done.stdout
+    assert "smooth_chroma=True restore_detail=True nonlocal_blend=0.3 edge_wiener_passes=1" in done.stdout

@@ -97,6 +97,18 @@ def test_only_the_luma_changes_and_flat_areas_are_left_as_they_were():
     assert torch.allclose(sharpened[..., far], soft[..., far], atol=1e-12)
 
 
+def test_ripples_that_do_not_stand_out_of_the_noise_are_no_edges():
+    # A flat photo whose estimate keeps faint ripples (a tenth of the noise): the strongest tenth of
+    # its gradients are ripples, which the floor keeps from being filtered into blotches.
+    y, x = torch.meshgrid(torch.arange(48.0), torch.arange(64.0), indexing="ij")
+    ripples = (0.4 + 0.003 * torch.sin(x / 2) * torch.cos(y / 3)).double().expand(1, 3, 48, 64).clone()
+    noisy = noisy_version(ripples, 0.05)
+    floored = float((sharpen_edges(noisy, ripples, SMALL) - ripples).abs().max())
+    unfloored = sharpen_edges(noisy, ripples, CollaborativeWiener(search_radius=4, group_size=8, edge_floor=0.0))
+    assert floored < 0.05 * float((unfloored - ripples).abs().max())
+    # The strong edges of a noisy photo stand out and are still sharpened (the test above).
+
+
 def test_strips_compute_what_the_whole_image_does():
     clean = shapes(90, 40)
     noisy, soft = noisy_version(clean, 0.05), blurred(clean, 1.0)
@@ -146,7 +158,7 @@ def test_a_wiener_estimate_uses_the_pilots_structure_and_drops_the_rest():
 @pytest.mark.parametrize(
     ("option", "value"),
     [("patch_size", 1), ("group_size", 0), ("search_radius", -1), ("search_stride", 0), ("reference_stride", 1.5),
-     ("edge_quantile", 1.0), ("gate_blur", -1.0), ("gate_floor", 1.0), ("noise_margin", 0.0), ("window_beta", -1.0),
+     ("edge_quantile", 1.0), ("edge_floor", -1.0), ("gate_blur", -1.0), ("gate_floor", 1.0), ("noise_margin", 0.0), ("window_beta", -1.0),
      ("strip_rows", 0), ("group_size", True)],
 )
 def test_bad_options_are_named(option, value):

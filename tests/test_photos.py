@@ -47,7 +47,7 @@ def test_recipe_composes_with_the_real_noise_settings(tmp_path):
     assert student.model.inference.restore_detail is True  # the delivered model restores detail
     assert student.model.inference.smooth_chroma is True  # after smoothing its chroma
     assert student.model.inference.nonlocal_blend == 0.3  # and blends in non-local means
-    assert student.model.inference.edge_wiener_passes == 2  # then sharpens its edges, last
+    assert student.model.inference.edge_wiener_passes == 1  # then sharpens its edges, last
     assert not cfg.model.inference.restore_detail  # the teacher's targets are its plain protocol
     assert not cfg.model.inference.smooth_chroma
     assert not cfg.model.inference.nonlocal_blend
@@ -89,7 +89,7 @@ def test_one_command_trains_both_stages_and_writes_every_photo(tmp_path):
     # The delivered images are the student checkpoint's own denoise, its four finishing steps included.
     student = load_model(run / "student" / "checkpoints" / "last.ckpt")
     assert student.inference.restore_detail and student.inference.smooth_chroma
-    assert student.inference.nonlocal_blend == 0.3 and student.inference.edge_wiener_passes == 2
+    assert student.inference.nonlocal_blend == 0.3 and student.inference.edge_wiener_passes == 1
     noisy = torch.from_numpy(np.array(Image.open(folder / "noisy" / "a.png"))).permute(2, 0, 1)[None] / 255.0
     with torch.no_grad():
         expected = (student.denoise(noisy.float())[0].permute(1, 2, 0).clamp(0, 1) * 255).round().numpy()

@@ -24,9 +24,13 @@ photos; docs/photos.md). Only the luma of the opponent space of :mod:`denoise.op
 
 Only edges are given back. Elsewhere the pilot is better than a Wiener estimate (flat areas keep
 less noise in the pilot, and the student's texture is not a group's). The result is the pilot plus
-``gate * (wiener - pilot)``, where ``gate = clip(g / quantile(g, edge_quantile), 0, 1)^2`` and ``g``
-is the pilot luma's Sobel gradient magnitude smoothed at ``gate_blur`` pixels: 1 on the strongest
-``1 - edge_quantile`` of the edges, falling quadratically below. Only reference patches on which
+``gate * (wiener - pilot)``, where ``gate = clip(g / strong, 0, 1)^2``, ``g`` is the pilot luma's
+Sobel gradient magnitude smoothed at ``gate_blur`` pixels and ``strong`` the larger of its
+``edge_quantile`` quantile and ``edge_floor`` times the luma's noise level (the robust standard
+deviation of ``noisy - pilot``; a step of height h has a Sobel magnitude of about 4 h): 1 on the
+strongest edges, falling quadratically below. Without the floor, the strongest tenth of the
+gradients of a dark, noisy photo includes ripples of its flat areas, which the filter turns into
+blotches (measured: docs/photos.md). Only reference patches on which
 the gate reaches ``gate_floor`` are grouped, which keeps the cost to the edges.
 
 It runs on the whole image, in strips of ``strip_rows`` rows. It is not part of any paper's
@@ -44,7 +48,7 @@ from einops import rearrange
 
 from denoise.ops.chroma import OPPONENT
 from denoise.ops.detail import subsampled_quantile
-from denoise.ops.nonlocal_means import MAD_TO_SIGMA, reflect_pad
+from denoise.ops.nonlocal_means import MAD_TO_SIGMA, residual_sigmas
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class CollaborativeWiener:
     noise_margin: float = 1.5   # the Wiener gains use this multiple of the measured noise variance
     window_beta: float = 2.0    # Kaiser window over each patch at aggregation (BM3D: 2; 0: flat)
     edge_quantile: float = 0.9  # the gate is 1 on edges stronger than this quantile of the gradient
+    edge_floor: float = 3.0     # ... and than this many times the luma's noise level
     gate_blur: float = 1.5      # pixels: Gaussian sigma of the gradient magnitude the gate is read from
     gate_floor: float = 0.02    # reference patches whose gate stays below this are not grouped
     strip_rows: int = 256       # rows computed at once
@@ -67,6 +72,8 @@ class CollaborativeWiener:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"{name}={value!r}: expected an integer >= {least}")
+        if not self.edge_floor >= 0:
+            raise ValueError(f"edge_floor={self.edge_floor!r}: expected a number >= 0")
         if not 0 < self.edge_quantile < 1:
             raise ValueError(f"edge_quantile={self.edge_quantile!r}: expected a number in (0, 1)")
         if not self.noise_margin > 0:
@@ -99,21 +106,24 @@ def sharpen_edges(
     results = []
     for n, d in zip(torch.einsum("oc,bchw->bohw", opponent, noisy), torch.einsum("oc,bchw->bohw", opponent, denoised)):
         luma = d[:1]
-        gate = edge_gate(luma[0], options)
+        gate = edge_gate(luma[0], options, noise_level=residual_sigmas(n[:1], luma)[0])
         wiener = collaborative_wiener(n[:1], luma, gate, options)
         results.append(torch.cat([luma + gate * (wiener - luma), d[1:]]))
     return torch.einsum("oc,bohw->bchw", opponent, torch.stack(results))  # the inverse: the transpose
 
 
-def edge_gate(luma: torch.Tensor, options: CollaborativeWiener) -> torch.Tensor:
-    """(H, W) weights in [0, 1]: 1 on the strongest edges of ``luma``, falling quadratically below."""
+def edge_gate(luma: torch.Tensor, options: CollaborativeWiener, noise_level: float = 0.0) -> torch.Tensor:
+    """(H, W) weights in [0, 1]: 1 on the strongest edges of ``luma``, falling quadratically below;
+    ``noise_level``: the standard deviation of the noise taken out of ``luma``."""
     image = luma[None, None]
     sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=luma.dtype, device=luma.device)
     kernels = torch.stack([sobel, sobel.T])[:, None]
     gradient = F.conv2d(F.pad(image, (1,) * 4, mode="replicate"), kernels).square().sum(1, keepdim=True).sqrt()
     if options.gate_blur > 0:
         gradient = gaussian_blur(gradient, options.gate_blur)
-    strong = subsampled_quantile(gradient, options.edge_quantile)
+    # In a dark, noisy photo the strongest tenth of the gradients can be mere ripples, which the
+    # Wiener filter would make into blotches: an edge must also stand out of the noise.
+    strong = max(float(subsampled_quantile(gradient, options.edge_quantile)), options.edge_floor * noise_level)
     # Gradients at the level of rounding (a flat image) are no edges.
     rounding = 64 * torch.finfo(luma.dtype).eps * max(1.0, float(luma.abs().max()))
     if not strong > rounding:

@@ -50,7 +50,7 @@ class InferenceSettings:
     # 0: none; the photos recipe: 0.3).
     nonlocal_blend: float = 0.0
     # Then this many passes of collaborative Wiener filtering on the edges, which gives back the
-    # sharpness a student smooths away (ops/collaborative_wiener.py; 0: none; the photos recipe: 2).
+    # sharpness a student smooths away (ops/collaborative_wiener.py; 0: none; the photos recipe: 1).
     edge_wiener_passes: int = 0
 
     def __post_init__(self):
