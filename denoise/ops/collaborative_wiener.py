@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from denoise.ops.chroma import OPPONENT
-from denoise.ops.detail import subsampled_quantile
+from denoise.ops.detail import gaussian_blur, subsampled_quantile
 from denoise.ops.nonlocal_means import MAD_TO_SIGMA, residual_sigmas
 
 
@@ -131,19 +131,6 @@ def edge_gate(luma: torch.Tensor, options: CollaborativeWiener, noise_level: flo
     return (gradient[0, 0] / strong).clamp(max=1).square()
 
 
-def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (B, C, H, W) ``image``, replicated at the borders."""
-    radius = max(1, math.ceil(3 * sigma))
-    taps = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
-    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
-    kernel = (kernel / kernel.sum())[None, None]
-    channels = image.shape[1]
-    rows = F.conv2d(F.pad(image, (0, 0, radius, radius), mode="replicate"),
-                    kernel[..., None].expand(channels, 1, -1, 1), groups=channels)
-    return F.conv2d(F.pad(rows, (radius, radius, 0, 0), mode="replicate"),
-                    kernel[:, :, None].expand(channels, 1, 1, -1), groups=channels)
-
-
 def dct_matrix(size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """The orthonormal DCT-II as a (size, size) matrix: rows are frequencies."""
     k = torch.arange(size, dtype=torch.float64)[:, None]
@@ -176,8 +163,8 @@ def collaborative_wiener(
     # References: on one grid over the whole image (strips take their rows of it), where the gate
     # reaches the floor somewhere on the patch.
     gate_reach = F.max_pool2d(gate[None, None], size, stride=1)[0, 0]
-    ref_y, ref_x = torch.meshgrid(grid(0, height - size, options.reference_stride),
-                                  grid(0, width - size, options.reference_stride), indexing="ij")
+    ref_y, ref_x = torch.meshgrid(grid(0, height - size, options.reference_stride, gate.device),
+                                  grid(0, width - size, options.reference_stride, gate.device), indexing="ij")
     keep = gate_reach[ref_y, ref_x] >= options.gate_floor
     ref_y, ref_x = ref_y[keep], ref_x[keep]
     # A group's patches lie within the search radius of its reference: the groups that add to rows
@@ -286,11 +273,9 @@ def window_sums(image: torch.Tensor, size: int) -> torch.Tensor:
     return sums
 
 
-def grid(first: int, last: int, stride: int) -> torch.Tensor:
+def grid(first: int, last: int, stride: int, device: torch.device) -> torch.Tensor:
     """Positions from ``first`` to ``last`` every ``stride``, with ``last`` always included."""
-    if last < first:
-        return torch.zeros(0, dtype=torch.long)
-    positions = torch.arange(first, last + 1, stride)
-    if positions[-1] != last:
-        positions = torch.cat([positions, torch.tensor([last])])
-    return positions
+    positions = list(range(first, last + 1, stride))
+    if positions and positions[-1] != last:
+        positions.append(last)
+    return torch.tensor(positions, dtype=torch.long, device=device)

@@ -13,10 +13,11 @@ and ``single_pass_denoise(net, noisy, settings)``, the protocol of a non-blind n
 network pass on the whole image. A network pass is precision, tiling and (``ensemble: pass``)
 the x8 self-ensemble around the network (:mod:`denoise.ops.network_pass`).
 
-``smooth_chroma: true``, ``restore_detail: true`` and ``nonlocal_blend: w`` run
-:func:`denoise.ops.chroma.smooth_chroma`, :func:`denoise.ops.detail.restore_detail` and then
-:func:`denoise.ops.nonlocal_means.blend_nonlocal` on the protocol's result (after any ensemble):
-steps of the photos recipe, not of the papers' protocols (:func:`finish`).
+``smooth_chroma: true``, ``restore_detail: true``, ``nonlocal_blend: w`` and ``edge_wiener_passes: n``
+run :func:`denoise.ops.chroma.smooth_chroma`, :func:`denoise.ops.detail.restore_detail`,
+:func:`denoise.ops.nonlocal_means.blend_nonlocal` and then ``n`` times
+:func:`denoise.ops.collaborative_wiener.sharpen_edges` on the protocol's result (after any
+ensemble): steps of the photos recipe, not of the papers' protocols (:func:`finish`).
 
 ``ensemble: protocol`` instead wraps the whole protocol (PD + R3) in the x8 self-ensemble, as
 the official TBSN benchmark code does: transform i of the image runs the protocol with R3 seed
