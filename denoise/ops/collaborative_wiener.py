@@ -143,7 +143,7 @@ def dct_matrix(size: int, dtype: torch.dtype, device: torch.device) -> torch.Ten
 def patch_noise_variance(noisy: torch.Tensor, pilot: torch.Tensor, size: int) -> torch.Tensor:
     """(C, size, size) noise variance of each 2-D DCT coefficient of ``size`` patches of (C, H, W)
     ``noisy``: the robust variance of that coefficient over the non-overlapping patches of ``noisy - pilot``."""
-    channels, height, width = noisy.shape
+    _, height, width = noisy.shape
     residual = (noisy - pilot)[:, : height - height % size, : width - width % size]
     patches = rearrange(residual, "c (y p) (x q) -> c (y x) p q", p=size, q=size)
     basis = dct_matrix(size, noisy.dtype, noisy.device)
@@ -189,7 +189,7 @@ def collaborative_wiener_whole(
 ) -> torch.Tensor:
     """The estimate over the whole of (C, H, W) ``noisy`` from the groups of the reference patches at
     ``(ref_y, ref_x)`` (their top-left corners); ``pilot`` where no group reaches."""
-    channels, height, width = noisy.shape
+    channels, _, width = noisy.shape
     size, radius = options.patch_size, options.search_radius
     if ref_y.numel() == 0:
         return pilot
