@@ -13,6 +13,7 @@ from denoise.ops.detail import (
     gaussian_blur,
     interpolate,
     restore_detail,
+    window_sums,
 )
 
 
@@ -145,3 +146,11 @@ def test_the_separable_box_mean_is_the_mean_over_each_window(size):
     padded = torch.nn.functional.pad(x, (r, r, r, r), mode="replicate")
     windows = padded.unfold(2, size, 1).unfold(3, size, 1)  # (N, 1, H, W, size, size)
     assert torch.allclose(box_mean(x, size), windows.mean(dim=(-2, -1)), atol=1e-14)
+
+
+@pytest.mark.parametrize("size", [1, 2, 8, 17])
+def test_window_sums_are_the_sums_over_each_window_of_any_leading_shape(size):
+    x = torch.rand(3, 2, 19, 26, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    windows = x.unfold(-2, size, 1).unfold(-2, size, 1)  # (3, 2, H - size + 1, W - size + 1, size, size)
+    assert torch.allclose(window_sums(x, size), windows.sum(dim=(-2, -1)), atol=1e-13)
+    assert torch.allclose(window_sums(x[0, 0], size), windows[0, 0].sum(dim=(-2, -1)), atol=1e-13)

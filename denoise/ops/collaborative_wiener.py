@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from denoise.ops.chroma import OPPONENT
-from denoise.ops.detail import gaussian_blur, subsampled_quantile
+from denoise.ops.detail import gaussian_blur, subsampled_quantile, window_sums
 from denoise.ops.nonlocal_means import MAD_TO_SIGMA, residual_sigmas
 
 
@@ -258,19 +258,6 @@ def patch_distances(
 def group_transform(groups: torch.Tensor, patch_basis: torch.Tensor, group_basis: torch.Tensor) -> torch.Tensor:
     """The 3-D DCT of (..., s^2, K) groups of flattened patches: 2-D DCT of each patch, then across the group."""
     return patch_basis @ groups @ group_basis.T
-
-
-def window_sums(image: torch.Tensor, size: int) -> torch.Tensor:
-    """The sum of every ``size`` x ``size`` window of (H, W) ``image``: (H - size + 1, W - size + 1).
-    Separable shifted adds, which run several times faster here than pooling or cumulative sums."""
-    height, width = image.shape
-    rows = image[:, : width - size + 1].clone()
-    for shift in range(1, size):
-        rows += image[:, shift:width - size + 1 + shift]
-    sums = rows[: height - size + 1].clone()
-    for shift in range(1, size):
-        sums += rows[shift:height - size + 1 + shift]
-    return sums
 
 
 def grid(first: int, last: int, stride: int, device: torch.device) -> torch.Tensor:

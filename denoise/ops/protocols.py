@@ -7,7 +7,8 @@
   sub-image, then R3 with 8 passes of p = 0.16, each pass on the image reflect-padded by 2.
 
 Settings that match neither are ``custom``. The photos recipe's steps after the protocol (chroma
-smoothing, detail restoration, the non-local means blend) are in no paper's protocol: a paper
+smoothing, detail restoration, the non-local means blend, the collaborative Wiener filter on
+edges) are in no paper's protocol: a paper
 protocol with them is named ``<name>+finishing``. ``describe_protocol`` is what ``eval.py`` writes
 into ``results.json``, so a result says exactly what ran.
 """
